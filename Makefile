@@ -1,0 +1,31 @@
+# Two commands for a newcomer: `make run` and `make test` (README).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test bench serve clean-data setup
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check --upgrade pip==25.3
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[test]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+# Set up, create synthetic demo data if data/landing/ is empty, run the nightly job once in demo mode.
+run: $(STAMP)
+	$(BIN)/qi-pipeline demo
+	$(BIN)/qi-pipeline run --demo || [ $$? -eq 1 ]
+
+# The nightly schedule (02:00 Europe/London) and the backfill deployment, on a local Prefect server.
+serve: $(STAMP)
+	$(BIN)/qi-pipeline demo
+	$(BIN)/qi-pipeline serve --demo
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+clean-data:
+	rm -rf data/landing data/raw data/quarantine data/marts data/reports data/docs data/outbox data/state data/asof

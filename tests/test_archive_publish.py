@@ -1,0 +1,97 @@
+import os
+import stat
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+
+import pandas as pd
+import pytest
+
+from transforms.archive import Archive, scan_landing
+from transforms.publish import LockHeld, current_build, publish, read_mart, run_lock
+
+
+def _touch(path, content=b"x", age_days=3):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(content)
+    t = time.time() - age_days * 86400
+    os.utime(path, (t, t))
+    return path
+
+
+def test_scan_ignores_lock_temp_and_fresh_files(tmp_path):
+    landing = tmp_path / "landing"
+    _touch(landing / "RPA" / "return.xlsx")
+    _touch(landing / "RPA" / "~$return.xlsx")
+    _touch(landing / ".~lock.return.xlsx#")
+    _touch(landing / ".hidden.csv")
+    _touch(landing / "fresh.csv", age_days=0)
+    found = scan_landing(landing, now=datetime.now(UTC), quiet_seconds=60, seen_until=None)
+    assert [f.rel for f in found] == ["RPA/return.xlsx"]
+
+
+def test_as_of_hides_later_files(tmp_path):
+    landing = tmp_path / "landing"
+    _touch(landing / "old.csv", age_days=10)
+    _touch(landing / "new.csv", age_days=2)
+    found = scan_landing(landing, now=datetime.now(UTC), quiet_seconds=60, seen_until=datetime.now(UTC) - timedelta(days=5))
+    assert [f.rel for f in found] == ["old.csv"]
+
+
+def test_archive_is_owner_only_and_hash_not_recomputed(tmp_path, monkeypatch):
+    landing, raw, state = tmp_path / "landing", tmp_path / "raw", tmp_path / "state"
+    raw.mkdir()
+    state.mkdir()
+    _touch(landing / "a.csv", b"organisation_code\nRPA\n")
+    archive = Archive(raw, state)
+    [file] = scan_landing(landing, now=datetime.now(UTC), quiet_seconds=0, seen_until=None)
+    digest = archive.hash_of(file)
+    target = archive.add(file.path, sha256=digest, kind="submission", file_name=file.rel,
+                         received_at=file.modified_at, run_id="r1")
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+    archive.save()
+    assert stat.S_IMODE(archive.manifest_path.stat().st_mode) == 0o600
+
+    reopened = Archive(raw, state)
+    assert reopened.known(digest)
+    monkeypatch.setattr("transforms.archive.sha256_file", lambda p: pytest.fail("re-hashed an unchanged file"))
+    assert reopened.hash_of(file) == digest
+    row = reopened.manifest.iloc[0]
+    assert row["received_at"] == pd.Timestamp(file.modified_at).floor("ms")
+
+
+def test_publish_switches_current_and_prunes(tmp_path):
+    marts = tmp_path / "marts"
+    orgs = pd.DataFrame({"organisation_code": ["RPA"], "name": ["A"], "type": ["partner trust"]})
+    for i in range(4):
+        publish(marts, {"dim_organisation": orgs.assign(name=f"v{i}")}, {"publish_id": f"p{i}", "fingerprint": str(i)}, keep=2)
+    assert read_mart(marts, "dim_organisation")["name"].tolist() == ["v3"]
+    assert current_build(marts)["fingerprint"] == "3"
+    assert sorted(p.name for p in (marts / "publishes").iterdir()) == ["p2", "p3"]
+
+
+LOCK_HOLDER = """
+import sys, time
+from pathlib import Path
+from transforms.publish import run_lock
+with run_lock(Path(sys.argv[1]), 1):
+    print("held", flush=True)
+    time.sleep(60)
+"""
+
+
+def test_second_run_waits_then_gives_up_and_lock_dies_with_holder(tmp_path):
+    holder = subprocess.Popen([sys.executable, "-c", LOCK_HOLDER, str(tmp_path)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        started = time.monotonic()
+        with pytest.raises(LockHeld, match="another run holds the lock"):
+            with run_lock(tmp_path, 0.5):
+                pass
+        assert time.monotonic() - started >= 0.5
+    finally:
+        holder.kill()
+        holder.wait()
+    with run_lock(tmp_path, 2):  # released by the kernel when the holder died
+        pass

@@ -1,0 +1,186 @@
+"""Landing and the immutable archive (SPEC 2, 3, 4).
+
+A file is identified by the SHA-256 of its bytes. The first time a hash is seen, the
+file is copied to ``raw/<hh>/<sha256><ext>`` (owner-only) and a manifest row records its
+name, size and ``received_at`` (its modification time when first seen). A hash seen
+before is never processed again. A small landing index remembers the hash of each
+landing path by size and mtime, so unchanged files are not re-hashed every night.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+
+from transforms.storage import empty_frame, fsync_dir, read_table, write_table
+
+MANIFEST_SCHEMA = pa.schema(
+    [
+        ("sha256", pa.string()),
+        ("kind", pa.string()),  # submission | reference
+        ("file_name", pa.string()),  # landing path relative to landing/, as first seen
+        ("archive_path", pa.string()),  # relative to raw/
+        ("size", pa.int64()),
+        ("received_at", pa.timestamp("ms", tz="UTC")),
+        ("first_seen_run", pa.string()),
+        ("organisation_code", pa.string()),
+        ("datasets", pa.string()),  # comma-separated dataset names
+        ("outcome", pa.string()),  # pending | accepted | accepted_with_errors | rejected
+        ("reason", pa.string()),
+        ("rows_received", pa.int64()),
+        ("rows_rejected", pa.int64()),
+        ("retracted", pa.bool_()),
+        ("retracted_reason", pa.string()),
+    ]
+)
+
+LANDING_INDEX_SCHEMA = pa.schema(
+    [("path", pa.string()), ("size", pa.int64()), ("mtime_ns", pa.int64()), ("sha256", pa.string())]
+)
+
+IGNORED_PREFIXES = ("~$", ".~lock", ".")
+HASH_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class LandingFile:
+    path: Path
+    rel: str
+    size: int
+    mtime_ns: int
+
+    @property
+    def modified_at(self) -> datetime:
+        return datetime.fromtimestamp(self.mtime_ns / 1e9, tz=UTC)
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(HASH_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def scan_landing(landing: Path, *, now: datetime, quiet_seconds: int, seen_until: datetime | None) -> list[LandingFile]:
+    """Files in ``landing`` ready to take, oldest first.
+
+    Office lock and temporary files and dot-files are ignored; a file modified in the
+    last ``quiet_seconds`` may still be arriving and is left for the next run; with
+    ``seen_until`` (``--as-of``), files modified after it are not seen.
+    """
+    found: list[LandingFile] = []
+    for dirpath, dirnames, filenames in os.walk(landing):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in filenames:
+            if name.startswith(IGNORED_PREFIXES):
+                continue
+            path = Path(dirpath) / name
+            try:
+                stat = path.stat()
+            except FileNotFoundError:
+                continue
+            modified = datetime.fromtimestamp(stat.st_mtime_ns / 1e9, tz=UTC)
+            if (now - modified).total_seconds() < quiet_seconds:
+                continue
+            if seen_until is not None and modified > seen_until:
+                continue
+            found.append(LandingFile(path, path.relative_to(landing).as_posix(), stat.st_size, stat.st_mtime_ns))
+    return sorted(found, key=lambda f: (f.mtime_ns, f.rel))
+
+
+class Archive:
+    """The manifest and archive under ``raw/``, and the landing index under ``state/``."""
+
+    def __init__(self, raw: Path, state: Path) -> None:
+        self.raw = raw
+        self.manifest_path = raw / "manifest.parquet"
+        self.index_path = state / "landing_index.parquet"
+        self.manifest = read_table(self.manifest_path, MANIFEST_SCHEMA) if self.manifest_path.exists() else empty_frame(MANIFEST_SCHEMA)
+        self.index = (
+            read_table(self.index_path, LANDING_INDEX_SCHEMA) if self.index_path.exists() else empty_frame(LANDING_INDEX_SCHEMA)
+        )
+        self._known = set(self.manifest["sha256"])
+        self._index = {
+            r.path: (r.size, r.mtime_ns, r.sha256) for r in self.index.itertuples(index=False)
+        }
+
+    def known(self, sha256: str) -> bool:
+        return sha256 in self._known
+
+    def hash_of(self, file: LandingFile) -> str:
+        """The file's SHA-256, from the index when size and mtime are unchanged."""
+        cached = self._index.get(file.rel)
+        if cached and cached[0] == file.size and cached[1] == file.mtime_ns:
+            return cached[2]
+        digest = sha256_file(file.path)
+        self._index[file.rel] = (file.size, file.mtime_ns, digest)
+        return digest
+
+    def archive_bytes_path(self, sha256: str, suffix: str) -> Path:
+        return self.raw / sha256[:2] / f"{sha256}{suffix.lower()}"
+
+    def add(self, source: Path, *, sha256: str, kind: str, file_name: str, received_at: datetime, run_id: str) -> Path:
+        """Copy ``source`` into the archive (owner-only, fsynced) and add its manifest row."""
+        target = self.archive_bytes_path(sha256, source.suffix)
+        if not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.chmod(target.parent, 0o700)
+            fd, tmp = tempfile.mkstemp(prefix=".incoming.", dir=target.parent)
+            try:
+                with os.fdopen(fd, "wb") as out, open(source, "rb") as src:
+                    shutil.copyfileobj(src, out, HASH_CHUNK)
+                    out.flush()
+                    os.fsync(out.fileno())
+                os.chmod(tmp, 0o600)
+                os.replace(tmp, target)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
+            fsync_dir(target.parent)
+        row = {
+            "sha256": sha256,
+            "kind": kind,
+            "file_name": file_name,
+            "archive_path": target.relative_to(self.raw).as_posix(),
+            "size": target.stat().st_size,
+            "received_at": pd.Timestamp(received_at).tz_convert("UTC"),
+            "first_seen_run": run_id,
+            "organisation_code": None,
+            "datasets": "",
+            "outcome": "pending",
+            "reason": None,
+            "rows_received": 0,
+            "rows_rejected": 0,
+            "retracted": False,
+            "retracted_reason": None,
+        }
+        new = pd.DataFrame([row]).astype({"received_at": "datetime64[ms, UTC]"})
+        self.manifest = new if self.manifest.empty else pd.concat([self.manifest, new], ignore_index=True)
+        self._known.add(sha256)
+        return target
+
+    def path_of(self, sha256: str) -> Path:
+        rel = self.manifest.loc[self.manifest["sha256"] == sha256, "archive_path"].iloc[0]
+        return self.raw / rel
+
+    def update(self, sha256: str, **values: object) -> None:
+        mask = self.manifest["sha256"] == sha256
+        for column, value in values.items():
+            self.manifest.loc[mask, column] = value
+
+    def save(self) -> None:
+        """Persist the manifest (owner-only) and the landing index, each atomically."""
+        write_table(self.manifest, self.manifest_path, MANIFEST_SCHEMA, mode=0o600)
+        index = pd.DataFrame(
+            [(p, s, m, h) for p, (s, m, h) in sorted(self._index.items())], columns=LANDING_INDEX_SCHEMA.names
+        )
+        write_table(index, self.index_path, LANDING_INDEX_SCHEMA)
