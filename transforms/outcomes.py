@@ -1,0 +1,437 @@
+"""Did each project improve? The SPC marts (SPEC 6 and 7).
+
+Two tables, built by pure functions from ``dim_project`` and ``fct_measure``:
+
+- ``mart_spc_points``: one row per project x measure x period, what the run charts
+  draw: the value, the centre line and limits at that point, its point type and the rule
+  that flagged it, the run-chart median with the IHI shift and trend flags, and for a
+  percentage with numerators and denominators the P chart's centre and limits.
+- ``mart_project_outcomes``: one row per reporting period x project: the XmR analysis of
+  the project's primary measure as of that period (the points whose period starts before
+  the end of the reporting month), its variation and assurance codes, which rule fired
+  from which period, and one plain-English sentence saying so.
+
+Only each project's primary measure (``dim_project.measure_name``) is analysed. The
+baseline is the points before ``intervention_date`` when there are at least 12 of them
+(their mean and limits are then fixed); otherwise all points. A series of fewer than 12
+points is ``insufficient_data`` (its chart is still drawn). The codes are those of
+``transforms.spc``; words appear only in ``explanation`` and in the reports.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+
+import pandas as pd
+import pyarrow as pa
+
+from transforms.spc import PChartResult, RunChartResult, XmrResult, p_chart, run_chart, xmr
+
+MIN_POINTS = 12  # SPEC 7: fewer points than this is insufficient data
+DATE = pa.timestamp("ms")
+
+MART_SPC_POINTS_SCHEMA = pa.schema(
+    [
+        ("project_id", pa.string()),
+        ("measure_name", pa.string()),
+        ("period", DATE),
+        ("value", pa.float64()),
+        ("centre", pa.float64()),
+        ("lower_limit", pa.float64()),
+        ("upper_limit", pa.float64()),
+        ("lower_near", pa.float64()),
+        ("upper_near", pa.float64()),
+        ("point_type", pa.string()),
+        ("rule", pa.string()),
+        # 'YYYY-MM-DD': where the pattern that flagged this point began
+        ("signal_period", pa.string()),
+        ("in_baseline", pa.bool_()),
+        ("provisional_limits", pa.bool_()),
+        ("run_median", pa.float64()),
+        ("run_shift", pa.bool_()),
+        ("run_trend", pa.bool_()),
+        # qicharts2's P chart, offered for a percentage with numerators and denominators,
+        # on the measure's 0-100 scale so it can be drawn on the same chart
+        ("p_centre", pa.float64()),
+        ("p_lower_limit", pa.float64()),
+        ("p_upper_limit", pa.float64()),
+        ("revised", pa.bool_()),
+        ("source_sha256", pa.string()),
+        ("source_sheet", pa.string()),
+        ("source_row", pa.int64()),
+    ]
+)
+
+MART_PROJECT_OUTCOMES_SCHEMA = pa.schema(
+    [
+        ("reporting_period", pa.string()),
+        ("project_id", pa.string()),
+        ("measure_name", pa.string()),
+        ("n_points", pa.int64()),
+        ("centre", pa.float64()),
+        ("lower_limit", pa.float64()),
+        ("upper_limit", pa.float64()),
+        ("latest_period", pa.string()),  # 'YYYY-MM-DD'
+        ("latest_value", pa.float64()),
+        ("target", pa.float64()),
+        ("improvement_direction", pa.string()),
+        ("variation", pa.string()),
+        ("assurance", pa.string()),
+        ("provisional_limits", pa.bool_()),
+        ("rule", pa.string()),
+        ("signal_period", pa.string()),  # 'YYYY-MM-DD'
+        ("baseline", pa.string()),  # 'before_intervention' or 'all_points'
+        ("baseline_points", pa.int64()),
+        ("runs_signal", pa.bool_()),
+        ("explanation", pa.string()),
+    ]
+)
+
+PROJECT_COLUMNS = ("project_id", "measure_name", "measure_type", "improvement_direction", "target", "intervention_date")
+MEASURE_COLUMNS = ("project_id", "measure_name", "period", "value")
+
+
+# --- One project's series ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SeriesAnalysis:
+    """The XmR and run-chart analysis of one measure series, with the baseline it used."""
+
+    periods: list[pd.Timestamp]
+    xmr: XmrResult
+    run: RunChartResult
+    baseline: str  # 'before_intervention' or 'all_points'
+    in_baseline: list[bool]
+
+
+def analyse_series(
+    periods: Sequence[pd.Timestamp],
+    values: Sequence[float | None],
+    *,
+    improvement_direction: str,
+    target: float | None,
+    intervention_date: pd.Timestamp | None,
+) -> SeriesAnalysis:
+    """Analyse one series in period order (missing values allowed, and skipped).
+
+    The limits come from the observed points before ``intervention_date`` when there are
+    at least 12 of them, else from all points; the run chart's median from the same points.
+    """
+    observed = [i for i, v in enumerate(values) if v is not None and not pd.isna(v)]
+    fix = None
+    if intervention_date is not None and not pd.isna(intervention_date):
+        before = sum(1 for i in observed if periods[i] < intervention_date)
+        if before >= MIN_POINTS:
+            fix = before
+    chart = xmr(
+        values,
+        improvement_direction=improvement_direction,  # type: ignore[arg-type]
+        target=target,
+        fix_after_n_points=fix,
+    )
+    run = run_chart(values, baseline_points=fix)
+    used = set(observed[:fix] if fix is not None else observed)
+    return SeriesAnalysis(
+        periods=list(periods),
+        xmr=chart,
+        run=run,
+        baseline="before_intervention" if fix is not None else "all_points",
+        in_baseline=[i in used for i in range(len(values))],
+    )
+
+
+# --- Words for commissioners -------------------------------------------------------------------
+
+_RULE_WORDS = {
+    "outside_limits": "outside the limits",
+    "trend": "trend",
+    "two_in_three": "two in three",
+    "shift": "shift",
+}
+
+
+def _frequency(periods: Sequence[pd.Timestamp]) -> str:
+    """'monthly', 'weekly' or '' from the period starts."""
+    if all(p.day == 1 for p in periods) and all(
+        (b - a).days >= 28 for a, b in zip(periods, periods[1:], strict=False)
+    ):
+        return "monthly"
+    if len(periods) > 1 and all((b - a).days % 7 == 0 for a, b in zip(periods, periods[1:], strict=False)):
+        return "weekly"
+    return ""
+
+
+def _when(period: pd.Timestamp, frequency: str) -> str:
+    if frequency == "monthly":
+        return period.strftime("%b %Y")
+    if frequency == "weekly":
+        return f"the week of {period.day} {period.strftime('%b %Y')}"
+    return f"{period.day} {period.strftime('%b %Y')}"
+
+
+def _kind(point_type: str) -> str:
+    return {
+        "special_cause_improvement": "improvement",
+        "special_cause_concern": "concern",
+    }.get(point_type, "an unusual change (neither better nor worse)")
+
+
+def _describe_signal(analysis: SeriesAnalysis, i: int, frequency: str, *, ongoing: bool) -> str:
+    """e.g. '8 points in a row above the average since Mar 2025 (shift)'."""
+    chart = analysis.xmr
+    rule = chart.rule[i]
+    start = chart.signal_start[i]
+    assert rule is not None and start is not None
+    value = chart.values[i]
+    points = [k for k in range(start, i + 1) if chart.values[k] is not None]
+    count = len(points)
+    since = _when(analysis.periods[start], frequency)
+    span = f"since {since}" if ongoing else f"from {since} to {_when(analysis.periods[i], frequency)}"
+    high = chart.mean[i] is not None and value is not None and value > chart.mean[i]
+    if rule == "outside_limits":
+        where = "above the upper process limit" if high else "below the lower process limit"
+        if count == 1:  # the sentence names the rule itself
+            return f"the {_when(analysis.periods[i], frequency)} value was {where}"
+        what = f"{count} points in a row {where} {span}"
+    elif rule == "trend":
+        rising = value is not None and chart.values[start] is not None and value > chart.values[start]
+        what = f"{count} points in a row {'rising' if rising else 'falling'} {span}"
+    elif rule == "two_in_three":
+        close = sum(1 for k in points if chart.rule[k] == "two_in_three")
+        where = "the upper process limit" if high else "the lower process limit"
+        what = f"{close} of {count} points close to {where} {span}"
+    else:
+        what = f"{count} points in a row {'above' if high else 'below'} the average {span}"
+    return f"{what} ({_RULE_WORDS[rule]})"
+
+
+def _target_words(target: float | None, measure_type: str | None) -> str:
+    suffix = "%" if measure_type == "percentage" else ""
+    return f"{target:g}{suffix}"
+
+
+_ASSURANCE_WORDS = {
+    "consistent_pass": "the target of {t} is consistently met",
+    "consistent_fail": "the target of {t} is consistently missed",
+    "inconsistent": "the target of {t} is hit and miss",
+}
+
+
+def explain(
+    analysis: SeriesAnalysis,
+    *,
+    target: float | None = None,
+    measure_type: str | None = None,
+) -> str:
+    """One plain-English sentence on what the chart shows, naming the rule and its period."""
+    chart = analysis.xmr
+    observed = [p for p, v in zip(analysis.periods, chart.values, strict=True) if v is not None]
+    frequency = _frequency(observed)
+    if chart.n_points < MIN_POINTS:
+        unit = f"{frequency} " if frequency else ""
+        return f"Not enough data yet: {chart.n_points} of the {MIN_POINTS} {unit}points needed."
+    last = max(i for i, v in enumerate(chart.values) if v is not None)
+    special = chart.latest_special_index
+    if special == last:
+        kind = _kind(chart.point_type[last])  # type: ignore[arg-type]
+        sentence = f"{kind[0].upper()}{kind[1:]}: {_describe_signal(analysis, last, frequency, ongoing=True)}"
+    elif special is not None:
+        kind = _kind(chart.point_type[special])  # type: ignore[arg-type]
+        sentence = (
+            "No change now (common cause variation); the last signal was "
+            f"{kind}: {_describe_signal(analysis, special, frequency, ongoing=False)}"
+        )
+    else:
+        sentence = "No change: the latest value is within the expected range (common cause variation)"
+    if chart.assurance is not None and target is not None:
+        sentence += "; " + _ASSURANCE_WORDS[chart.assurance].format(t=_target_words(target, measure_type))
+    return sentence + "."
+
+
+# --- Builders ---------------------------------------------------------------------------------
+
+
+def _require(frame: pd.DataFrame, columns: Sequence[str], name: str) -> None:
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise ValueError(f"{name} lacks columns {missing}")
+
+
+def _optional_float(value: object) -> float | None:
+    return None if value is None or pd.isna(value) else float(value)  # type: ignore[arg-type]
+
+
+def _direction(value: object, project_id: str) -> str:
+    direction = str(value).strip().lower() if value is not None and not pd.isna(value) else ""
+    if direction not in ("increase", "decrease", "neutral"):
+        raise ValueError(f"project {project_id}: improvement_direction {value!r} is not increase or decrease")
+    return direction
+
+
+def _primary_series(dim_project: pd.DataFrame, fct_measure: pd.DataFrame):
+    """Yield (project row, its primary measure's rows in period order) for every project."""
+    _require(dim_project, PROJECT_COLUMNS, "dim_project")
+    _require(fct_measure, MEASURE_COLUMNS, "fct_measure")
+    measures = fct_measure
+    if "received_at" in measures.columns:  # one value per period: the newest (SPEC 4)
+        measures = measures.sort_values("received_at", kind="stable")
+    measures = measures.drop_duplicates(subset=["project_id", "measure_name", "period"], keep="last")
+    groups = {key: rows for key, rows in measures.groupby(["project_id", "measure_name"], sort=False)}
+    for project in dim_project.sort_values("project_id", kind="stable").itertuples(index=False):
+        rows = groups.get((project.project_id, project.measure_name))
+        if rows is None or rows.empty:
+            continue
+        yield project, rows.sort_values("period", kind="stable").reset_index(drop=True)
+
+
+def _analyse(project, rows: pd.DataFrame) -> SeriesAnalysis:
+    return _analyse_lists(project, [pd.Timestamp(p) for p in rows["period"]], [_optional_float(v) for v in rows["value"]])
+
+
+def _analyse_lists(project, periods: list[pd.Timestamp], values: list[float | None]) -> SeriesAnalysis:
+    return analyse_series(
+        periods,
+        values,
+        improvement_direction=_direction(project.improvement_direction, project.project_id),
+        target=_optional_float(project.target),
+        intervention_date=None if pd.isna(project.intervention_date) else pd.Timestamp(project.intervention_date),
+    )
+
+
+def _iso(period: pd.Timestamp | None) -> str | None:
+    return None if period is None else period.strftime("%Y-%m-%d")
+
+
+def _frame(rows: list[dict], schema: pa.Schema) -> pd.DataFrame:
+    return pa.Table.from_pylist(rows, schema=schema).to_pandas()
+
+
+def _p_chart_of(project, rows: pd.DataFrame) -> PChartResult | None:
+    """The P chart of a percentage measure's numerators and denominators, if it has any."""
+    if project.measure_type != "percentage" or not {"numerator", "denominator"} <= set(rows.columns):
+        return None
+    if not (rows["numerator"].notna() & rows["denominator"].notna()).any():
+        return None
+    chart = p_chart([_optional_float(v) for v in rows["numerator"]], [_optional_float(v) for v in rows["denominator"]])
+    scale = lambda xs: [None if x is None else 100 * x for x in xs]  # noqa: E731
+    return PChartResult(scale(chart.proportion), scale(chart.centre), scale(chart.lower_limit), scale(chart.upper_limit))
+
+
+def build_spc_points(dim_project: pd.DataFrame, fct_measure: pd.DataFrame) -> pd.DataFrame:
+    """mart_spc_points: one row per project x primary measure x period, what the run charts draw.
+
+    Each row has the value, the centre and (near) limits in force at that point, its point
+    type and the rule that flagged it (with the period its pattern began), whether it is in
+    the baseline, and the run chart's median with the IHI shift and trend flags. Lineage
+    (source_sha256, source_sheet, source_row) comes from ``fct_measure``.
+    """
+    out: list[dict] = []
+    for project, rows in _primary_series(dim_project, fct_measure):
+        analysis = _analyse(project, rows)
+        chart, run = analysis.xmr, analysis.run
+        proportions = _p_chart_of(project, rows)
+        for i in range(len(rows)):
+            start = chart.signal_start[i]
+            out.append(
+                {
+                    "project_id": project.project_id,
+                    "measure_name": project.measure_name,
+                    "period": analysis.periods[i],
+                    "value": chart.values[i],
+                    "centre": chart.mean[i],
+                    "lower_limit": chart.lower_limit[i],
+                    "upper_limit": chart.upper_limit[i],
+                    "lower_near": chart.lower_near[i],
+                    "upper_near": chart.upper_near[i],
+                    "point_type": chart.point_type[i],
+                    "rule": chart.rule[i],
+                    "signal_period": None if start is None else _iso(analysis.periods[start]),
+                    "in_baseline": analysis.in_baseline[i],
+                    "provisional_limits": chart.provisional,
+                    "run_median": run.median,
+                    "run_shift": run.shift[i],
+                    "run_trend": run.trend[i],
+                    "p_centre": proportions.centre[i] if proportions else None,
+                    "p_lower_limit": proportions.lower_limit[i] if proportions else None,
+                    "p_upper_limit": proportions.upper_limit[i] if proportions else None,
+                    "revised": bool(rows["revised"].iloc[i]) if "revised" in rows.columns else False,
+                    "source_sha256": rows["source_sha256"].iloc[i] if "source_sha256" in rows.columns else None,
+                    "source_sheet": rows["source_sheet"].iloc[i] if "source_sheet" in rows.columns else None,
+                    "source_row": (
+                        int(rows["source_row"].iloc[i])
+                        if "source_row" in rows.columns and not pd.isna(rows["source_row"].iloc[i])
+                        else None
+                    ),
+                }
+            )
+    return _frame(out, MART_SPC_POINTS_SCHEMA)
+
+
+def _month_after(reporting_period: str) -> pd.Timestamp:
+    year, month = int(reporting_period[:4]), int(reporting_period[5:7])
+    return pd.Timestamp(date(year + month // 12, month % 12 + 1, 1))
+
+
+def outcome_row(
+    reporting_period: str,
+    project,
+    analysis: SeriesAnalysis,
+) -> dict:
+    """The mart_project_outcomes row of one project's analysis as of ``reporting_period``."""
+    chart = analysis.xmr
+    last = max(i for i, v in enumerate(chart.values) if v is not None)
+    target = _optional_float(project.target)
+    enough = chart.n_points >= MIN_POINTS
+    special = chart.latest_special_index if enough else None
+    start = None if special is None else chart.signal_start[special]
+    return {
+        "reporting_period": reporting_period,
+        "project_id": project.project_id,
+        "measure_name": project.measure_name,
+        "n_points": chart.n_points,
+        "centre": chart.mean[last],
+        "lower_limit": chart.lower_limit[last],
+        "upper_limit": chart.upper_limit[last],
+        "latest_period": _iso(analysis.periods[last]),
+        "latest_value": chart.values[last],
+        "target": target,
+        "improvement_direction": _direction(project.improvement_direction, project.project_id),
+        "variation": chart.variation if enough else "insufficient_data",
+        "assurance": chart.assurance if enough else None,
+        "provisional_limits": chart.provisional,
+        "rule": None if special is None else chart.rule[special],
+        "signal_period": None if start is None else _iso(analysis.periods[start]),
+        "baseline": analysis.baseline,
+        "baseline_points": chart.baseline_points,
+        "runs_signal": analysis.run.runs_signal,
+        "explanation": explain(analysis, target=target, measure_type=getattr(project, "measure_type", None)),
+    }
+
+
+def build_project_outcomes(dim_project: pd.DataFrame, fct_measure: pd.DataFrame, periods: list[str]) -> pd.DataFrame:
+    """mart_project_outcomes: one row per reporting_period x project.
+
+    For each reporting period P ('YYYY-MM'), each project's primary measure is analysed on
+    its points whose period starts before the end of month P (the data as of that period).
+    A project with no such point yet has no row for P.
+    """
+    out: list[dict] = []
+    for project, rows in _primary_series(dim_project, fct_measure):
+        rows = rows[rows["value"].notna()]
+        series_periods = [pd.Timestamp(p) for p in rows["period"]]
+        series_values = [float(v) for v in rows["value"]]
+        previous: tuple[int, dict] | None = None
+        for reporting_period in periods:
+            known = bisect.bisect_left(series_periods, _month_after(reporting_period))
+            if not known:
+                continue
+            if previous is None or previous[0] != known:  # no new point: the same analysis
+                analysis = _analyse_lists(project, series_periods[:known], series_values[:known])
+                previous = (known, outcome_row(reporting_period, project, analysis))
+            out.append({**previous[1], "reporting_period": reporting_period})
+    frame = _frame(out, MART_PROJECT_OUTCOMES_SCHEMA)
+    return frame.sort_values(["reporting_period", "project_id"], ignore_index=True)
