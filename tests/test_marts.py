@@ -1,0 +1,101 @@
+"""Supersession rules (SPEC 4) on tiny literal frames."""
+
+import pandas as pd
+
+from transforms import marts
+
+T = pd.Timestamp
+
+
+def _rows(records, columns):
+    frame = pd.DataFrame(records, columns=columns)
+    frame["received_at"] = pd.to_datetime(frame["received_at"], utc=True)
+    frame["source_sheet"] = ""
+    return frame
+
+
+ENROL_COLS = ["participant_key", "cohort_code", "organisation_code", "profession", "status", "source_sha256",
+              "file_name", "source_row", "received_at", "reporting_period"]
+
+
+def test_enrolment_newest_status_wins_and_absence_is_flagged():
+    rows = _rows(
+        [
+            ("k1", "C25A", "RPA", "Nursing", "Enrolled", "f1", "a.xlsx", 2, "2025-05-03", "2025-04"),
+            ("k2", "C25A", "RPA", "Nursing", "Active", "f1", "a.xlsx", 3, "2025-05-03", "2025-04"),
+            ("k1", "C25A", "RPA", "Nursing", "Active", "f2", "b.xlsx", 2, "2025-06-03", "2025-05"),
+        ],
+        ENROL_COLS,
+    )
+    out = marts.fct_enrolment(rows, rows).set_index("participant_key")
+    assert out.loc["k1", "status"] == "Active"
+    assert out.loc["k1", "source_sha256"] == "f2"
+    assert not out.loc["k1", "absent_from_latest_return"]
+    # k2 is missing from RPA's newest return (f2): keeps last status, flagged.
+    assert out.loc["k2", "status"] == "Active"
+    assert out.loc["k2", "absent_from_latest_return"]
+
+
+def test_rejected_row_in_newest_return_is_not_absence():
+    accepted = _rows([("k1", "C25A", "RPA", "Nursing", "Active", "f1", "a.xlsx", 2, "2025-05-03", "2025-04")], ENROL_COLS)
+    everything = pd.concat(
+        [accepted, _rows([("k1", "C25A", "RPA", None, "Bogus", "f2", "b.xlsx", 2, "2025-06-03", "2025-05")], ENROL_COLS)]
+    )
+    out = marts.fct_enrolment(accepted, everything)
+    assert not out["absent_from_latest_return"].iloc[0]
+    assert out["status"].iloc[0] == "Active"
+
+
+def test_programme_summary_counts_status_at_end_of_each_period():
+    rows = _rows(
+        [
+            ("k1", "C25A", "RPA", "Nursing", "Enrolled", "f1", "a.xlsx", 2, "2025-05-03", "2025-04"),
+            ("k2", "C25A", "RPA", "Nursing", "Enrolled", "f1", "a.xlsx", 3, "2025-05-03", "2025-04"),
+            ("k1", "C25A", "RPA", "Nursing", "Withdrawn", "f2", "b.xlsx", 2, "2025-06-03", "2025-05"),
+        ],
+        ENROL_COLS,
+    )
+    cohorts = pd.DataFrame({"code": ["C25A"], "programme_year": ["2025/26"]})
+    out = marts.mart_programme_summary(rows, cohorts, ["2025-04", "2025-05"]).set_index("reporting_period")
+    assert out.loc["2025-04", ["headcount", "enrolled", "withdrawn"]].tolist() == [2, 2, 0]
+    assert out.loc["2025-05", ["headcount", "enrolled", "withdrawn"]].tolist() == [2, 1, 1]
+    assert (out["programme_year"] == "2025/26").all()
+
+
+MEASURE_COLS = ["project_id", "measure_name", "period", "value", "source_sha256", "file_name", "source_row", "received_at"]
+
+
+def test_newest_measure_value_wins_and_history_keeps_every_value():
+    rows = _rows(
+        [
+            ("P1", "m", T("2025-04-01"), 50.0, "f1", "a.csv", 2, "2025-05-03"),
+            ("P1", "m", T("2025-05-01"), 55.0, "f1", "a.csv", 3, "2025-05-03"),
+            ("P1", "m", T("2025-04-01"), 52.0, "f2", "b.csv", 2, "2025-06-03"),
+        ],
+        MEASURE_COLS,
+    )
+    history = marts.fct_measure_history(rows)
+    assert len(history) == 3
+    assert history["superseded"].sum() == 1
+    current = marts.fct_measure(history).set_index("period")
+    assert current.loc[T("2025-04-01"), "value"] == 52.0
+    assert current.loc[T("2025-04-01"), "revised"]
+    assert not current.loc[T("2025-05-01"), "revised"]
+
+
+def test_same_received_at_breaks_ties_by_path_then_row():
+    rows = _rows(
+        [
+            ("P1", "m", T("2025-04-01"), 1.0, "f2", "b.csv", 2, "2025-05-03"),
+            ("P1", "m", T("2025-04-01"), 2.0, "f1", "a.csv", 2, "2025-05-03"),
+        ],
+        MEASURE_COLS,
+    )
+    current = marts.fct_measure(marts.fct_measure_history(rows))
+    assert current["value"].tolist() == [1.0]  # b.csv sorts after a.csv
+
+
+def test_project_register_newest_row_wins():
+    cols = ["project_id", "title", "source_sha256", "file_name", "source_row", "received_at"]
+    rows = _rows([("P1", "Old", "f1", "a", 2, "2025-05-03"), ("P1", "New", "f2", "b", 2, "2025-06-01")], cols)
+    assert marts.dim_project(rows)["title"].tolist() == ["New"]

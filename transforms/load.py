@@ -1,0 +1,511 @@
+"""From the archive to a build: take new files, stage them, validate, and build the marts.
+
+The journey of a row: ``ingest`` archives a new file by hash; ``stage_pending`` reads it
+(``transforms/staging.py``), keys its participants and adds its typed rows to the staged
+store (``state/staged/``, no personal data); ``build`` validates every staged row in
+one batch per dataset against the reference data in force, applies supersession
+(SPEC 4) and returns the marts. The build is a pure function of the archive, so any
+past state can be rebuilt from it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+
+from transforms import checks, marts, outcomes
+from transforms.archive import Archive, scan_landing
+from transforms.datasets import BY_NAME, DATASETS, ENROLMENT_RETURN, MEASURE_DATA, PROJECT_REGISTER
+from transforms.periods import due_at, periods_between, reporting_period_of
+from transforms.reference import Reference
+from transforms.settings import DataRoot
+from transforms.storage import atomic_write_bytes, empty_frame, read_table, write_table
+
+log = logging.getLogger("qi.load")
+
+_ARROW = {"code": pa.string(), "text": pa.string(), "category": pa.string(), "personal": pa.string(),
+          "date": pa.timestamp("ms"), "number": pa.float64()}
+LINEAGE = [("source_sha256", pa.string()), ("source_sheet", pa.string()), ("source_row", pa.int64()),
+           ("source_column", pa.string())]
+PERSONAL_DROPPED = ("first_name", "surname", "email", "mentor")
+
+
+def _staged_schema(dataset: str) -> pa.Schema:
+    fields = []
+    for column in BY_NAME[dataset].columns:
+        if column.name in PERSONAL_DROPPED:
+            continue
+        if column.name == "staff_id":
+            fields += [("participant_key", pa.string()), ("chk_staff_id_format", pa.bool_())]
+            continue
+        fields.append((column.name, _ARROW[column.kind]))
+    return pa.schema(fields + LINEAGE)
+
+
+STAGED_SCHEMAS = {name: _staged_schema(name) for name in DATASETS}
+PARSE_ISSUE_SCHEMA = pa.schema(
+    [("source_sha256", pa.string()), ("dataset", pa.string()), ("sheet", pa.string()), ("row", pa.int64()),
+     ("column", pa.string()), ("source_column", pa.string()), ("rule", pa.string()), ("severity", pa.string()),
+     ("value", pa.string()), ("message", pa.string())]
+)
+NOTE_SCHEMA = pa.schema([("source_sha256", pa.string()), ("kind", pa.string()), ("sheet", pa.string()),
+                         ("text", pa.string())])
+
+
+def participant_key(key: bytes, organisation_code: str, staff_id: str) -> str:
+    """HMAC-SHA256 of organisation and staff id: the same person gets the same key in every return."""
+    return hmac.new(key, f"{organisation_code}|{staff_id}".encode(), hashlib.sha256).hexdigest()
+
+
+def key_fingerprint(key: bytes) -> str:
+    """Identifies the pseudonymisation key without revealing it."""
+    return hmac.new(key, b"qi-key-fingerprint", hashlib.sha256).hexdigest()[:16]
+
+
+# --- ingest ---------------------------------------------------------------------------------------
+
+
+def ingest(root: DataRoot, archive: Archive, *, now: datetime, quiet_seconds: int, seen_until: datetime | None,
+           run_id: str) -> list[str]:
+    """Archive every new file in landing (by hash); return the new hashes in received order."""
+    new: list[str] = []
+    for file in scan_landing(root.landing, now=now, quiet_seconds=quiet_seconds, seen_until=seen_until):
+        digest = archive.hash_of(file)
+        if archive.known(digest):
+            continue
+        archive.add(file.path, sha256=digest, kind="submission", file_name=file.rel,
+                    received_at=file.modified_at, run_id=run_id)
+        new.append(digest)
+    return new
+
+
+def archive_reference(archive: Archive, reference: Reference, *, now: datetime, run_id: str, tmp: Path) -> bool:
+    """Archive the reference data by hash (as one JSON bundle); True when it is a new version."""
+    if archive.known(reference.sha256):
+        return False
+    bundle = json.dumps({n: b.decode("utf-8-sig") for n, b in sorted(reference.files.items())}, sort_keys=True)
+    tmp.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(tmp, bundle.encode(), mode=0o600)
+    archive.add(tmp, sha256=reference.sha256, kind="reference", file_name="reference", received_at=now, run_id=run_id)
+    archive.update(reference.sha256, outcome="accepted")
+    tmp.unlink(missing_ok=True)
+    return True
+
+
+# --- staging --------------------------------------------------------------------------------------
+
+
+@dataclass
+class StagedStore:
+    """Typed rows of every staged file, one Parquet file per dataset under ``state/staged/``."""
+
+    folder: Path
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+    parse_issues: pd.DataFrame | None = None
+    notes: pd.DataFrame | None = None
+
+    @classmethod
+    def open(cls, folder: Path) -> StagedStore:
+        store = cls(folder)
+        for name, schema in STAGED_SCHEMAS.items():
+            path = folder / f"{name}.parquet"
+            store.tables[name] = read_table(path, schema) if path.exists() else empty_frame(schema)
+        for attr, schema in (("parse_issues", PARSE_ISSUE_SCHEMA), ("notes", NOTE_SCHEMA)):
+            path = folder / f"{attr}.parquet"
+            setattr(store, attr, read_table(path, schema) if path.exists() else empty_frame(schema))
+        return store
+
+    def replace_files(self, shas: set[str], staged: dict[str, list[pd.DataFrame]], issues: list[pd.DataFrame],
+                      notes: list[pd.DataFrame]) -> None:
+        """Drop any rows of ``shas`` (a re-stage after a crash) and add the new ones."""
+        def merge(old: pd.DataFrame, new: list[pd.DataFrame]) -> pd.DataFrame:
+            kept = old[~old["source_sha256"].isin(shas)]
+            parts = [p for p in [kept, *new] if len(p)]
+            return pd.concat(parts, ignore_index=True) if parts else old.iloc[0:0]
+        for name in DATASETS:
+            self.tables[name] = merge(self.tables[name], staged.get(name, []))
+        self.parse_issues = merge(self.parse_issues, issues)
+        self.notes = merge(self.notes, notes)
+
+    def save(self) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        for name, schema in STAGED_SCHEMAS.items():
+            write_table(self.tables[name], self.folder / f"{name}.parquet", schema)
+        write_table(self.parse_issues, self.folder / "parse_issues.parquet", PARSE_ISSUE_SCHEMA)
+        write_table(self.notes, self.folder / "notes.parquet", NOTE_SCHEMA)
+
+
+def _conform(frame: pd.DataFrame, schema: pa.Schema) -> pd.DataFrame:
+    out = pd.DataFrame(index=frame.index)
+    for f in schema:
+        column = frame[f.name] if f.name in frame.columns else pd.Series(None, index=frame.index, dtype="object")
+        if pa.types.is_timestamp(f.type):
+            column = pd.to_datetime(column, errors="coerce").astype("datetime64[ms]")
+        elif pa.types.is_floating(f.type):
+            column = pd.to_numeric(column, errors="coerce").astype("float64")
+        elif pa.types.is_integer(f.type):
+            column = column.astype("int64")
+        elif pa.types.is_boolean(f.type):
+            column = column.astype("boolean")
+        else:
+            column = column.astype("object").where(column.notna(), None)
+        out[f.name] = column
+    return out.reset_index(drop=True)
+
+
+def key_participants(frame: pd.DataFrame, key: bytes) -> pd.DataFrame:
+    """Replace ``staff_id`` with ``participant_key`` and its format check; staff ids go no further."""
+    staff = frame["staff_id"].astype("object")
+    orgs = frame["organisation_code"].astype("object")
+    present = staff.notna()
+    out = frame.drop(columns=["staff_id"])
+    out["participant_key"] = [
+        participant_key(key, "" if pd.isna(org) else org, sid) if has else None
+        for org, sid, has in zip(orgs, staff, present, strict=True)
+    ]
+    fmt = staff.where(present, "").astype(str).str.fullmatch(checks.STAFF_ID_PATTERN)
+    out["chk_staff_id_format"] = pd.array(fmt.where(present, None), dtype="boolean")
+    return out
+
+
+def stage_pending(archive: Archive, store: StagedStore, reference: Reference, key: bytes) -> list[str]:
+    """Read every archived submission still ``pending`` into the staged store; return their hashes."""
+    from transforms.normalise import default_value_synonyms
+    from transforms.staging import stage_file
+    from transforms.tables import default_column_synonyms
+
+    pending = archive.manifest[(archive.manifest["kind"] == "submission") & (archive.manifest["outcome"] == "pending")]
+    if pending.empty:
+        return []
+    column_synonyms = default_column_synonyms(reference.column_synonyms)
+    value_synonyms = default_value_synonyms(reference.value_synonyms)
+    org_codes = reference.org_codes
+    staged: dict[str, list[pd.DataFrame]] = {}
+    issues: list[pd.DataFrame] = []
+    notes: list[pd.DataFrame] = []
+    for row in pending.itertuples(index=False):
+        result = stage_file(archive.raw / row.archive_path, sha256=row.sha256, column_synonyms=column_synonyms,
+                            value_synonyms=value_synonyms)
+        orgs: list[str] = []
+        for name, frame in result.tables.items():
+            frame = frame.drop(columns=[c for c in PERSONAL_DROPPED if c in frame.columns])
+            if name == ENROLMENT_RETURN:
+                frame = key_participants(frame, key)
+            if "organisation_code" in frame.columns:
+                orgs += [o for o in frame["organisation_code"] if o]
+            staged.setdefault(name, []).append(_conform(frame, STAGED_SCHEMAS[name]))
+        if result.issues:
+            issues.append(_conform(pd.DataFrame(result.issues).assign(source_sha256=row.sha256), PARSE_ISSUE_SCHEMA))
+        file_notes = [("skipped_sheet", s, r) for s, r in result.skipped_sheets]
+        file_notes += [("unknown_column", s, f"{d}: {h}") for s, d, h in result.unknown_columns]
+        file_notes += [("header", s, json.dumps({"dataset": d, "columns": c}, sort_keys=True)) for s, d, c in result.headers]
+        if file_notes:
+            notes.append(pd.DataFrame(file_notes, columns=["kind", "sheet", "text"]).assign(source_sha256=row.sha256)[NOTE_SCHEMA.names])
+        organisation = _organisation_of(orgs, row.file_name, org_codes)
+        rows = sum(len(f) for f in result.tables.values())
+        archive.update(
+            row.sha256,
+            organisation_code=organisation,
+            datasets=",".join(sorted(result.tables)),
+            outcome="rejected" if result.rejection else "staged",
+            reason=result.rejection,
+            rows_received=rows,
+        )
+        if result.rejection:
+            log.warning("rejected %s: %s", row.file_name, result.rejection)
+    store.replace_files(set(pending["sha256"]), staged, issues, notes)
+    return list(pending["sha256"])
+
+
+def _organisation_of(codes: list[str], file_name: str, known: set[str]) -> str:
+    """The sender: the rows' organisation_code, else the nearest folder named after one, else unknown."""
+    if codes:
+        return pd.Series(codes).mode().iloc[0]
+    for part in reversed(Path(file_name).parts[:-1]):
+        if part.upper() in known:
+            return part.upper()
+    return "unknown"
+
+
+# --- build ----------------------------------------------------------------------------------------
+
+
+@dataclass
+class Build:
+    tables: dict[str, pd.DataFrame]
+    file_outcomes: pd.DataFrame  # sha256, rows_rejected, outcome
+    held_measure_rows: int
+
+
+def _with_files(frame: pd.DataFrame, files: pd.DataFrame) -> pd.DataFrame:
+    meta = files[["sha256", "received_at", "file_name", "reporting_period"]].rename(columns={"sha256": "source_sha256"})
+    return frame.merge(meta, on="source_sha256", how="inner")
+
+
+@dataclass
+class Validated:
+    """Rows after validation: checked frames (``_row_id``, ``chk_*``), the accepted rows, the issues."""
+
+    checked: dict[str, pd.DataFrame]
+    accepted: dict[str, pd.DataFrame]
+    issues: pd.DataFrame  # the data_quality_issues shape
+
+
+def validate_rows(frames: dict[str, pd.DataFrame], parse_issues: pd.DataFrame, notes: pd.DataFrame,
+                  files: pd.DataFrame, reference: Reference, *, known_projects: pd.DataFrame | None = None) -> Validated:
+    """Validate staged rows (joined to their files) in one GX batch per dataset.
+
+    The register goes first: the measure rules need each project's primary measure type,
+    from the accepted register rows plus ``known_projects`` (the published register,
+    for ``validate`` on files alone).
+    """
+    from expectations.runner import validate
+
+    frames = {name: frame.assign(_row_id=range(len(frame))) for name, frame in frames.items()}
+    headers = notes[notes["source_sha256"].isin(files["sha256"])]
+    parse = parse_issues[parse_issues["source_sha256"].isin(files["sha256"])]
+
+    def located(result_issues: pd.DataFrame, checked: dict[str, pd.DataFrame]) -> pd.DataFrame:
+        names = set(checked)
+        return _merge_issues(_locate_issues(result_issues, checked, headers), parse[parse["dataset"].isin(names)], files)
+
+    register = checks.register_checks(frames[PROJECT_REGISTER])
+    reg_issues = located(validate({PROJECT_REGISTER: register}, reference, run_name="register").issues,
+                         {PROJECT_REGISTER: register})
+    register_ok = _accepted(register, reg_issues)
+    projects = marts.dim_project(register_ok)
+    if known_projects is not None and len(known_projects):
+        projects = pd.concat([known_projects[~known_projects["project_id"].isin(projects["project_id"])], projects])
+
+    enrolment = checks.enrolment_checks(frames[ENROLMENT_RETURN], reference.cohorts)
+    measures = checks.measure_checks(frames[MEASURE_DATA], projects[["project_id", "measure_name", "measure_type"]])
+    rest = {ENROLMENT_RETURN: enrolment, MEASURE_DATA: measures}
+    rest_issues = located(validate(rest, reference, run_name="rows").issues, rest)
+    issues = pd.concat([reg_issues, rest_issues], ignore_index=True).sort_values(
+        ["file_name", "sheet", "row", "column", "rule"], ignore_index=True
+    )
+    checked = {PROJECT_REGISTER: register, **rest}
+    accepted = {PROJECT_REGISTER: register_ok, ENROLMENT_RETURN: _accepted(enrolment, rest_issues),
+                MEASURE_DATA: _accepted(measures, rest_issues)}
+    return Validated(checked, accepted, issues)
+
+
+def _accepted(frame: pd.DataFrame, issues: pd.DataFrame) -> pd.DataFrame:
+    """Rows of ``frame`` with no error (by file, sheet and row)."""
+    errors = issues[issues["severity"] == "error"]
+    bad = set(zip(errors["source_sha256"], errors["sheet"], errors["row"], strict=True))
+    keys = zip(frame["source_sha256"], frame["source_sheet"].fillna(""), frame["source_row"], strict=True)
+    return frame[pd.Series([k not in bad for k in keys], index=frame.index, dtype=bool)]
+
+
+def build(store: StagedStore, submissions: pd.DataFrame, reference: Reference, *, current_period: str,
+          due_day: int) -> tuple[Build, pd.DataFrame]:
+    """Validate every staged row of ``submissions`` and build the marts.
+
+    ``submissions`` are the manifest rows of the submissions in this build (received by
+    the build's date, not retracted; those rejected whole only count in
+    mart_submission_status). Returns the build and the issues (one row per failing row
+    and rule, with its location).
+    """
+    submissions = submissions.assign(reporting_period=[reporting_period_of(t) for t in submissions["received_at"]])
+    files = submissions[submissions["outcome"] != "rejected"]
+    frames = {name: _with_files(store.tables[name], files) for name in DATASETS}
+    validated = validate_rows(frames, store.parse_issues, store.notes, files, reference)
+    all_issues = validated.issues
+    enrolment = validated.checked[ENROLMENT_RETURN]
+    enrol_ok = validated.accepted[ENROLMENT_RETURN]
+    projects = marts.dim_project(validated.accepted[PROJECT_REGISTER])
+    measure_ok = validated.accepted[MEASURE_DATA]
+    registered = measure_ok["project_id"].isin(projects["project_id"])
+    history = marts.fct_measure_history(measure_ok[registered])
+
+    first = files["reporting_period"].min() if len(files) else current_period
+    periods = periods_between(min(first, current_period), current_period)
+    measure = marts.fct_measure(history)
+    enrolment_facts = marts.fct_enrolment(enrol_ok, enrolment)
+    tables = {
+        "dim_organisation": marts.dim_organisation(reference.organisations),
+        "dim_cohort": marts.dim_cohort(reference.cohorts),
+        "dim_participant": marts.dim_participant(enrol_ok),
+        "dim_project": projects,
+        "fct_enrolment": enrolment_facts,
+        "fct_measure_history": history,
+        "fct_measure": measure,
+        "mart_programme_summary": marts.mart_programme_summary(enrol_ok, reference.cohorts, periods),
+        "mart_project_outcomes": outcomes.build_project_outcomes(projects, measure, periods),
+        "mart_spc_points": outcomes.build_spc_points(projects, measure),
+        "data_quality_issues": all_issues,
+        "mart_submission_status": marts.mart_submission_status(
+            submissions, _rows_per_file(frames, all_issues), enrolment_facts, projects, reference.cohorts, periods,
+            {p: pd.Timestamp(due_at(p, due_day)) for p in periods},
+        ),
+    }
+    tables = {name: frame[marts.SCHEMAS[name].names].reset_index(drop=True) for name, frame in tables.items()}
+    rejected_rows = (
+        all_issues[all_issues["severity"] == "error"]
+        .drop_duplicates(["source_sha256", "dataset", "sheet", "row"])
+        .groupby("source_sha256")
+        .size()
+    )
+    per_file = files[["sha256"]].copy()
+    per_file["rows_rejected"] = per_file["sha256"].map(rejected_rows).fillna(0).astype("int64")
+    return Build(tables, per_file, int((~registered).sum())), all_issues
+
+
+def _rows_per_file(frames: dict[str, pd.DataFrame], issues: pd.DataFrame) -> pd.DataFrame:
+    """sha256 x dataset: rows received and rows rejected (with at least one error)."""
+    received = pd.concat(
+        [f.groupby("source_sha256").size().rename("rows_received").reset_index().assign(dataset=n)
+         for n, f in frames.items() if len(f)] or [pd.DataFrame(columns=["source_sha256", "rows_received", "dataset"])],
+        ignore_index=True,
+    )
+    errors = issues[issues["severity"] == "error"].drop_duplicates(["source_sha256", "dataset", "sheet", "row"])
+    rejected = errors.groupby(["source_sha256", "dataset"]).size().rename("rows_rejected").reset_index()
+    out = received.merge(rejected, on=["source_sha256", "dataset"], how="left").fillna({"rows_rejected": 0})
+    return out.rename(columns={"source_sha256": "sha256"}).astype({"rows_received": "int64", "rows_rejected": "int64"})
+
+
+def _locate_issues(issues: pd.DataFrame, frames: dict[str, pd.DataFrame], notes: pd.DataFrame) -> pd.DataFrame:
+    """Attach file, sheet, row, sender's column and value to each GX failure."""
+    headers = {}
+    for sha, sheet, text in notes.loc[notes["kind"] == "header", ["source_sha256", "sheet", "text"]].itertuples(index=False):
+        record = json.loads(text)
+        headers[(sha, sheet or "", record["dataset"])] = record["columns"]
+    parts = []
+    for name, frame in frames.items():
+        sub = issues[issues["dataset"] == name]
+        if sub.empty:
+            continue
+        rows = frame.set_index("_row_id")
+        located = sub.join(rows[["source_sha256", "source_sheet", "source_row", "source_column"]], on="_row_id")
+        # The sender's own header: the wide-form period header for a value, else the header row's.
+        located["source_column"] = [
+            wide if (c == "value" and isinstance(wide, str)) else headers.get((sha, sheet or "", name), {}).get(c)
+            for c, wide, sha, sheet in zip(located["column"], located["source_column"], located["source_sha256"],
+                                           located["source_sheet"], strict=True)
+        ]
+        values = []
+        for rid, column in zip(sub["_row_id"], sub["column"], strict=True):
+            if column == "staff_id" or column not in rows.columns:
+                values.append(None)
+            else:
+                values.append(_display(rows.at[rid, column]))
+        located["value"] = values
+        parts.append(located)
+    if not parts:
+        return pd.DataFrame(columns=[*issues.columns, "source_sha256", "source_sheet", "source_row", "value"])
+    out = pd.concat(parts, ignore_index=True)
+    out["message"] = [m.replace("{value}", repr(v) if v is not None else "").replace("  ", " ")
+                      for m, v in zip(out["message"], out["value"], strict=True)]
+    return out.rename(columns={"source_sheet": "sheet", "source_row": "row"})
+
+
+def _display(value: object) -> str | None:
+    """A cell value as a sender would recognise it: 03/04/2025, 70, 116.67."""
+    if value is None or value is pd.NA or (not isinstance(value, str) and pd.isna(value)):
+        return None
+    if isinstance(value, pd.Timestamp):
+        return value.strftime("%d/%m/%Y")
+    if isinstance(value, float):
+        return f"{value:.0f}" if value.is_integer() else f"{value:.6g}"
+    return str(value)
+
+
+def _merge_issues(located: pd.DataFrame, parse: pd.DataFrame, files: pd.DataFrame) -> pd.DataFrame:
+    """One table of row issues in the data_quality_issues shape; personal values redacted."""
+    parse = parse.assign(fix="Correct the cell; see the message for the expected form.")
+    # A cell that failed to parse is blank to the suites: drop the duplicate 'required' failure.
+    cells = set(zip(parse["source_sha256"], parse["sheet"].fillna(""), parse["row"], parse["column"], strict=True))
+    if len(located):
+        located = located[[
+            not (r.endswith("_required") and (s, sh or "", row, c) in cells)
+            for r, s, sh, row, c in zip(located["rule"], located["source_sha256"], located["sheet"],
+                                        located["row"], located["column"], strict=True)
+        ]]
+    cols = ["source_sha256", "dataset", "sheet", "row", "column", "source_column", "rule", "severity", "value", "message", "fix"]
+    combined = pd.concat([located.reindex(columns=cols), parse.reindex(columns=cols)], ignore_index=True)
+    meta = files[["sha256", "file_name", "organisation_code", "reporting_period"]].rename(columns={"sha256": "source_sha256"})
+    combined = combined.merge(meta, on="source_sha256", how="left")
+    combined.loc[combined["column"].isin(["staff_id", "first_name", "surname", "email", "mentor"]), "value"] = "[redacted]"
+    combined["sheet"] = combined["sheet"].fillna("")
+    combined["row"] = combined["row"].astype("int64")
+    return combined[marts.SCHEMAS["data_quality_issues"].names]
+
+
+# --- validate files without loading them ------------------------------------------------------
+
+
+@dataclass
+class FileCheck:
+    """What ``validate`` found in one file: its rejection or its row issues."""
+
+    path: Path
+    rejection: str | None
+    rows: int
+    issues: pd.DataFrame  # data_quality_issues shape (values not redacted: the user holds the file)
+    notes: list[str]
+
+
+def check_files(paths: list[Path], reference: Reference, *, known_projects: pd.DataFrame | None,
+                now: datetime) -> list[FileCheck]:
+    """Stage and validate ``paths`` as if received now; nothing is written anywhere."""
+    import os
+
+    from transforms.archive import sha256_file
+    from transforms.normalise import default_value_synonyms
+    from transforms.staging import stage_file
+    from transforms.tables import default_column_synonyms
+
+    column_synonyms = default_column_synonyms(reference.column_synonyms)
+    value_synonyms = default_value_synonyms(reference.value_synonyms)
+    throwaway_key = os.urandom(32)  # keys are never kept: validate writes nothing
+    staged: dict[str, list[pd.DataFrame]] = {}
+    parse, notes, rows_of, results = [], [], {}, {}
+    files = []
+    for index, path in enumerate(paths):
+        sha = sha256_file(path)
+        tag = f"{sha}:{index}"  # the same bytes twice on the command line are still two files
+        result = stage_file(path, sha256=tag, column_synonyms=column_synonyms, value_synonyms=value_synonyms)
+        extra = [f"sheet {s!r} skipped: {r}" for s, r in result.skipped_sheets]
+        extra += [f"sheet {s!r}: column {h!r} not recognised, ignored" for s, _, h in result.unknown_columns]
+        results[tag] = (path, result.rejection, extra)
+        rows_of[tag] = sum(len(f) for f in result.tables.values())
+        for name, frame in result.tables.items():
+            frame = frame.drop(columns=[c for c in PERSONAL_DROPPED if c in frame.columns])
+            if name == ENROLMENT_RETURN:
+                frame = key_participants(frame, throwaway_key)
+            staged.setdefault(name, []).append(_conform(frame, STAGED_SCHEMAS[name]))
+        if result.issues:
+            parse.append(_conform(pd.DataFrame(result.issues).assign(source_sha256=tag), PARSE_ISSUE_SCHEMA))
+        if result.headers:
+            notes.append(pd.DataFrame(
+                [("header", s, json.dumps({"dataset": d, "columns": c}, sort_keys=True)) for s, d, c in result.headers],
+                columns=["kind", "sheet", "text"]).assign(source_sha256=tag)[NOTE_SCHEMA.names])
+        files.append({"sha256": tag, "file_name": str(path), "organisation_code": None,
+                      "received_at": pd.Timestamp(now), "reporting_period": reporting_period_of(now)})
+    frame_of = {
+        name: pd.concat(staged[name], ignore_index=True) if name in staged else empty_frame(STAGED_SCHEMAS[name])
+        for name in DATASETS
+    }
+    file_table = pd.DataFrame(files)
+    file_table["received_at"] = pd.to_datetime(file_table["received_at"], utc=True)
+    frames = {name: _with_files(frame, file_table) for name, frame in frame_of.items()}
+
+    def concat(parts: list[pd.DataFrame], schema: pa.Schema) -> pd.DataFrame:
+        return pd.concat(parts, ignore_index=True) if parts else empty_frame(schema)
+
+    validated = validate_rows(frames, concat(parse, PARSE_ISSUE_SCHEMA), concat(notes, NOTE_SCHEMA), file_table,
+                              reference, known_projects=known_projects)
+    out = []
+    for tag, (path, rejection, extra) in results.items():
+        issues = validated.issues[validated.issues["source_sha256"] == tag]
+        out.append(FileCheck(path, rejection, rows_of[tag], issues.reset_index(drop=True), extra))
+    return out

@@ -1,0 +1,317 @@
+"""The published marts (SPEC 6): one declared pyarrow schema per table, and their builders.
+
+Every builder is a pure function on DataFrames. ``fct_`` rows and ``dim_project`` rows
+carry their lineage (source_sha256, source_sheet, source_row). No name, e-mail,
+staff id or mentor reaches any table here.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import pyarrow as pa
+
+from transforms.datasets import ENROLMENT_STATUSES
+from transforms.outcomes import MART_PROJECT_OUTCOMES_SCHEMA, MART_SPC_POINTS_SCHEMA
+
+TS = pa.timestamp("ms", tz="UTC")
+DATE = pa.timestamp("ms")
+LINEAGE = [("source_sha256", pa.string()), ("source_sheet", pa.string()), ("source_row", pa.int64())]
+
+SCHEMAS: dict[str, pa.Schema] = {
+    "dim_organisation": pa.schema([("organisation_code", pa.string()), ("name", pa.string()), ("type", pa.string())]),
+    "dim_cohort": pa.schema(
+        [("cohort_code", pa.string()), ("programme_year", pa.string()), ("start_date", DATE), ("end_date", DATE)]
+    ),
+    "dim_participant": pa.schema(
+        [
+            ("participant_key", pa.string()),
+            ("organisation_code", pa.string()),
+            ("profession", pa.string()),
+            ("service_area", pa.string()),
+            *LINEAGE,
+        ]
+    ),
+    "dim_project": pa.schema(
+        [
+            ("project_id", pa.string()),
+            ("organisation_code", pa.string()),
+            ("cohort_code", pa.string()),
+            ("title", pa.string()),
+            ("aim", pa.string()),
+            ("service_area", pa.string()),
+            ("measure_name", pa.string()),
+            ("measure_type", pa.string()),
+            ("unit", pa.string()),
+            ("improvement_direction", pa.string()),
+            ("target", pa.float64()),
+            ("intervention_date", DATE),
+            ("status", pa.string()),
+            *LINEAGE,
+            ("received_at", TS),
+        ]
+    ),
+    "fct_enrolment": pa.schema(
+        [
+            ("participant_key", pa.string()),
+            ("cohort_code", pa.string()),
+            ("organisation_code", pa.string()),
+            ("profession", pa.string()),
+            ("enrolment_date", DATE),
+            ("status", pa.string()),
+            ("status_date", DATE),
+            ("project_id", pa.string()),
+            ("absent_from_latest_return", pa.bool_()),
+            *LINEAGE,
+            ("received_at", TS),
+        ]
+    ),
+    "fct_measure": pa.schema(
+        [
+            ("project_id", pa.string()),
+            ("measure_name", pa.string()),
+            ("period", DATE),
+            ("value", pa.float64()),
+            ("numerator", pa.float64()),
+            ("denominator", pa.float64()),
+            ("revised", pa.bool_()),
+            *LINEAGE,
+            ("received_at", TS),
+        ]
+    ),
+    "fct_measure_history": pa.schema(
+        [
+            ("project_id", pa.string()),
+            ("measure_name", pa.string()),
+            ("period", DATE),
+            ("value", pa.float64()),
+            ("numerator", pa.float64()),
+            ("denominator", pa.float64()),
+            ("received_at", TS),
+            ("superseded", pa.bool_()),
+            *LINEAGE,
+        ]
+    ),
+    "mart_programme_summary": pa.schema(
+        [
+            ("reporting_period", pa.string()),
+            ("organisation_code", pa.string()),
+            ("cohort_code", pa.string()),
+            ("programme_year", pa.string()),
+            ("profession", pa.string()),
+            ("headcount", pa.int64()),
+            *[(s.lower(), pa.int64()) for s in ENROLMENT_STATUSES],
+        ]
+    ),
+    "mart_project_outcomes": MART_PROJECT_OUTCOMES_SCHEMA,
+    "mart_spc_points": MART_SPC_POINTS_SCHEMA,
+    "mart_submission_status": pa.schema(
+        [
+            ("reporting_period", pa.string()),
+            ("organisation_code", pa.string()),
+            ("dataset", pa.string()),
+            ("status", pa.string()),  # on_time | late | missing | rejected
+            ("files", pa.int64()),
+            ("rows_received", pa.int64()),
+            ("rows_accepted", pa.int64()),
+            ("rows_rejected", pa.int64()),
+            ("first_received_at", TS),
+        ]
+    ),
+    "data_quality_issues": pa.schema(
+        [
+            ("source_sha256", pa.string()),
+            ("file_name", pa.string()),
+            ("organisation_code", pa.string()),
+            ("reporting_period", pa.string()),
+            ("dataset", pa.string()),
+            ("sheet", pa.string()),
+            ("row", pa.int64()),
+            ("column", pa.string()),
+            ("source_column", pa.string()),
+            ("rule", pa.string()),
+            ("severity", pa.string()),
+            ("value", pa.string()),
+            ("message", pa.string()),
+            ("fix", pa.string()),
+        ]
+    ),
+}
+
+ORDER_KEYS = ["received_at", "file_name", "source_sheet", "source_row"]
+
+
+def dim_organisation(organisations: pd.DataFrame) -> pd.DataFrame:
+    """One row per organisation in the reference data."""
+    return organisations.rename(columns={"code": "organisation_code"})[["organisation_code", "name", "type"]].sort_values(
+        "organisation_code", ignore_index=True
+    )
+
+
+def dim_cohort(cohorts: pd.DataFrame) -> pd.DataFrame:
+    """One row per cohort in the reference data."""
+    return cohorts.rename(columns={"code": "cohort_code"})[
+        ["cohort_code", "programme_year", "start_date", "end_date"]
+    ].sort_values("cohort_code", ignore_index=True)
+
+
+def _newest(frame: pd.DataFrame, key: list[str]) -> pd.DataFrame:
+    """The last row per ``key`` in received order (received_at, then path, then row)."""
+    ordered = frame.sort_values(ORDER_KEYS, kind="stable")
+    return ordered.drop_duplicates(subset=key, keep="last")
+
+
+def fct_enrolment(accepted: pd.DataFrame, all_rows: pd.DataFrame) -> pd.DataFrame:
+    """One row per participant x cohort: their last accepted status.
+
+    ``all_rows`` (accepted and rejected rows of files not rejected whole) decides who is
+    in each organisation's newest return: a participant whose row was rejected there is
+    not absent.
+    """
+    latest = _newest(accepted, ["participant_key", "cohort_code"])
+    newest_file = (
+        all_rows.sort_values(ORDER_KEYS, kind="stable")
+        .drop_duplicates(subset=["organisation_code"], keep="last")[["organisation_code", "source_sha256"]]
+        .rename(columns={"source_sha256": "_newest_sha"})
+    )
+    in_newest = all_rows.merge(newest_file, on="organisation_code")
+    in_newest = in_newest[in_newest["source_sha256"] == in_newest["_newest_sha"]]
+    present = set(zip(in_newest["participant_key"], in_newest["cohort_code"], strict=True))
+    latest = latest.assign(
+        absent_from_latest_return=[
+            (k, c) not in present for k, c in zip(latest["participant_key"], latest["cohort_code"], strict=True)
+        ]
+    )
+    return latest.sort_values(["organisation_code", "cohort_code", "participant_key"], ignore_index=True)
+
+
+def dim_participant(accepted: pd.DataFrame) -> pd.DataFrame:
+    """One row per participant (keyed hash): organisation, profession and service area as last reported."""
+    latest = _newest(accepted, ["participant_key"])
+    return latest.sort_values(["organisation_code", "participant_key"], ignore_index=True)
+
+
+def dim_project(accepted: pd.DataFrame) -> pd.DataFrame:
+    """One row per project: its newest accepted register row."""
+    return _newest(accepted, ["project_id"]).sort_values("project_id", ignore_index=True)
+
+
+def fct_measure_history(accepted: pd.DataFrame) -> pd.DataFrame:
+    """One row per value ever received for a registered project's measure and period."""
+    ordered = accepted.sort_values(ORDER_KEYS, kind="stable")
+    last = ~ordered.duplicated(subset=["project_id", "measure_name", "period"], keep="last")
+    return ordered.assign(superseded=~last).sort_values(
+        ["project_id", "measure_name", "period", "received_at", "source_row"], ignore_index=True
+    )
+
+
+def fct_measure(history: pd.DataFrame) -> pd.DataFrame:
+    """One row per project x measure x period: the newest value, flagged when it was revised."""
+    key = ["project_id", "measure_name", "period"]
+    distinct = history.groupby(key)["value"].nunique(dropna=False).rename("_n").reset_index()
+    current = history[~history["superseded"]].merge(distinct, on=key, how="left")
+    current["revised"] = current["_n"] > 1
+    return current.drop(columns="_n").sort_values(key, ignore_index=True)
+
+
+def mart_programme_summary(accepted: pd.DataFrame, cohorts: pd.DataFrame, periods: list[str]) -> pd.DataFrame:
+    """One row per reporting_period x organisation x cohort x profession.
+
+    Counts participants by their status at the end of the period, as reported in the
+    returns of that period and before (``reporting_period`` of each row's file), plus
+    ``headcount`` (all of them).
+    """
+    columns = ["reporting_period", "organisation_code", "cohort_code", "programme_year", "profession", "headcount"]
+    status_cols = [s.lower() for s in ENROLMENT_STATUSES]
+    if accepted.empty or not periods:
+        return pd.DataFrame(columns=columns + status_cols)
+    ordered = accepted.sort_values(ORDER_KEYS, kind="stable")
+    years = cohorts.set_index("code")["programme_year"]
+    parts = []
+    for period in periods:
+        known = ordered[ordered["reporting_period"] <= period]
+        if known.empty:
+            continue
+        state = known.drop_duplicates(subset=["participant_key", "cohort_code"], keep="last")
+        counts = (
+            pd.crosstab(
+                [state["organisation_code"], state["cohort_code"], state["profession"]],
+                state["status"],
+            )
+            .reindex(columns=list(ENROLMENT_STATUSES), fill_value=0)
+            .rename(columns=str.lower)
+        )
+        counts["headcount"] = counts.sum(axis=1)
+        counts = counts.reset_index()
+        counts.insert(0, "reporting_period", period)
+        parts.append(counts)
+    if not parts:
+        return pd.DataFrame(columns=columns + status_cols)
+    out = pd.concat(parts, ignore_index=True)
+    out["programme_year"] = out["cohort_code"].map(years)
+    out.columns.name = None
+    return out[columns + status_cols].sort_values(columns[:5], ignore_index=True)
+
+
+def mart_submission_status(
+    submissions: pd.DataFrame,
+    rows: pd.DataFrame,
+    enrolment: pd.DataFrame,
+    projects: pd.DataFrame,
+    cohorts: pd.DataFrame,
+    periods: list[str],
+    due: dict[str, pd.Timestamp],
+) -> pd.DataFrame:
+    """One row per reporting_period x organisation x dataset: did the return arrive, on time?
+
+    ``submissions``: manifest rows (sha256, organisation_code, datasets, outcome,
+    received_at, reporting_period) of every submission received, rejected ones too.
+    ``rows``: sha256, dataset, rows_received, rows_rejected. A dataset is expected from an
+    organisation with participants in a cohort running in the period (enrolment) or with
+    active projects (register and measures); expected and not sent is ``missing``; sent
+    only in files rejected whole is ``rejected``.
+    """
+    from transforms.datasets import DATASETS
+    from transforms.periods import period_end, period_start
+
+    columns = SCHEMAS["mart_submission_status"].names
+    out: list[dict] = []
+    active_projects = set(projects.loc[projects["status"].isin(["Active", "Sustaining"]), "organisation_code"])
+    cohort_span = cohorts.set_index("code")[["start_date", "end_date"]]
+    enrolled = enrolment[["organisation_code", "cohort_code"]].drop_duplicates()
+    enrolled = enrolled.join(cohort_span, on="cohort_code")
+    subs = submissions.assign(_datasets=submissions["datasets"].fillna("").str.split(","))
+    per_file = rows.set_index(["sha256", "dataset"])
+    for period in periods:
+        start, end = pd.Timestamp(period_start(period)), pd.Timestamp(period_end(period))
+        running = set(enrolled.loc[(enrolled["start_date"] <= end) & (enrolled["end_date"] >= start), "organisation_code"])
+        in_period = subs[subs["reporting_period"] == period]
+        orgs = sorted(set(in_period["organisation_code"].dropna()) | running | active_projects)
+        for org in orgs:
+            sent = in_period[in_period["organisation_code"] == org]
+            rejected = sent[sent["outcome"] == "rejected"]
+            for dataset in DATASETS:
+                files = sent[[dataset in d for d in sent["_datasets"]]]
+                expected = org in (running if dataset == "enrolment_return" else active_projects)
+                if files.empty:
+                    if not rejected.empty:
+                        status = "rejected"
+                    elif expected:
+                        status = "missing"
+                    else:
+                        continue
+                    first = rejected["received_at"].min() if not rejected.empty else pd.NaT
+                    received = rejected_rows = 0
+                else:
+                    first = files["received_at"].min()
+                    status = "on_time" if first <= due[period] else "late"
+                    counts = [per_file.loc[(sha, dataset)] for sha in files["sha256"] if (sha, dataset) in per_file.index]
+                    received = int(sum(c["rows_received"] for c in counts))
+                    rejected_rows = int(sum(c["rows_rejected"] for c in counts))
+                out.append({
+                    "reporting_period": period, "organisation_code": org, "dataset": dataset, "status": status,
+                    "files": int(len(files) if not files.empty else len(rejected)), "rows_received": received,
+                    "rows_accepted": received - rejected_rows, "rows_rejected": rejected_rows, "first_received_at": first,
+                })
+    frame = pd.DataFrame(out, columns=columns)
+    frame["first_received_at"] = pd.to_datetime(frame["first_received_at"], utc=True)
+    return frame

@@ -1,0 +1,297 @@
+"""One run of the pipeline as plain steps, each called once by the Prefect flow.
+
+``open_run`` settles the clock, the data root, the key and the reference data; then
+``ingest``, ``stage``, ``build_marts``, ``publish_marts`` and ``finish`` do the work.
+None of it imports Prefect: the flows only sequence these calls.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import logging
+import os
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import pandas as pd
+
+from transforms import load
+from transforms.archive import Archive
+from transforms.periods import end_of_day, nightly_report_periods, reporting_period_of
+from transforms.publish import current_build, publish
+from transforms.reference import Reference, load_reference, parse_reference
+from transforms.settings import DEMO_PSEUDONYMISATION_KEY, DataRoot, Settings, UsageError, resolve_data_root
+from transforms.storage import atomic_write_bytes
+
+log = logging.getLogger("qi.run")
+# Bump when a change to the code changes what a build produces from the same inputs.
+BUILD_VERSION = "1"
+
+
+@dataclass
+class Run:
+    run_id: str
+    root: DataRoot
+    settings: Settings
+    now: datetime  # the run's clock: real now, or the end of the --as-of day
+    seen_until: datetime | None
+    demo: bool
+    key: bytes
+    reference: Reference
+    archive: Archive
+    new_files: list[str] = field(default_factory=list)
+    staged_files: list[str] = field(default_factory=list)
+    summary: dict = field(default_factory=dict)
+
+    @property
+    def current_period(self) -> str:
+        return reporting_period_of(self.now)
+
+
+def pseudonymisation_key(settings: Settings, *, demo: bool) -> bytes:
+    """The key for participant_key; the built-in one only in demo mode, said loudly."""
+    if settings.pseudonymisation_key is not None:
+        return settings.pseudonymisation_key.get_secret_value().encode()
+    if demo:
+        log.warning("DEMO MODE: participants are keyed with the built-in demo key; never use demo mode for real data")
+        return DEMO_PSEUDONYMISATION_KEY.encode()
+    raise UsageError("QI_PSEUDONYMISATION_KEY is not set: it keys participant identifiers. "
+                     "Set it (a long random secret, kept safe) or run in demo mode on demo data.")
+
+
+def open_run(data_dir: Path | None, *, as_of: date | None = None, demo: bool = False,
+             settings: Settings | None = None, need_key: bool = True) -> Run:
+    """Check the environment and reference data (UsageError, exit 2, on any problem)."""
+    settings = settings or Settings()
+    root = resolve_data_root(data_dir, settings)
+    key = pseudonymisation_key(settings, demo=demo) if need_key else b""
+    reference = load_reference(root.reference)
+    root.ensure()
+    real_now = datetime.now(UTC)
+    seen_until = end_of_day(as_of) if as_of else None
+    now = min(seen_until, real_now) if seen_until else real_now
+    run_id = f"{real_now:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
+    return Run(run_id, root, settings, now, seen_until, demo, key, reference, Archive(root.raw, root.state))
+
+
+def ingest(run: Run) -> list[str]:
+    """Archive the reference data (when changed) and every new landing file."""
+    load.archive_reference(run.archive, run.reference, now=run.now, run_id=run.run_id,
+                           tmp=run.root.raw / ".reference.incoming")
+    run.new_files = load.ingest(run.root, run.archive, now=datetime.now(UTC), quiet_seconds=run.settings.quiet_seconds,
+                                seen_until=run.seen_until, run_id=run.run_id)
+    run.archive.save()
+    log.info("received %d new file(s)", len(run.new_files))
+    return run.new_files
+
+
+def stage(run: Run) -> list[str]:
+    """Read every pending archived file into the staged store."""
+    store = load.StagedStore.open(run.root.staged)
+    run.staged_files = load.stage_pending(run.archive, store, run.reference, run.key)
+    if run.staged_files:
+        store.save()
+        m = run.archive.manifest
+        for row in m[m["sha256"].isin(run.staged_files) & (m["outcome"] == "rejected")].itertuples(index=False):
+            text = f"file: {row.file_name}\nsha256: {row.sha256}\nreceived_at: {row.received_at}\nreason: {row.reason}\n"
+            atomic_write_bytes(run.root.quarantine / row.sha256 / "REJECTED.txt", text.encode(), mode=0o600)
+        run.archive.save()
+    return run.staged_files
+
+
+def build_inputs(manifest: pd.DataFrame, until: datetime) -> pd.DataFrame:
+    """Manifest rows of the submissions a build as known at ``until`` includes (rejected ones too)."""
+    m = manifest
+    keep = (m["kind"] == "submission") & (m["outcome"] != "pending") & ~m["retracted"].fillna(False)
+    keep &= m["received_at"] <= pd.Timestamp(until)
+    return m[keep].sort_values(["received_at", "file_name"], ignore_index=True)
+
+
+def reference_at(run: Run, until: datetime) -> Reference:
+    """The reference data in force at ``until``: the newest archived version received by then."""
+    m = run.archive.manifest
+    versions = m[(m["kind"] == "reference") & (m["received_at"] <= pd.Timestamp(until))]
+    if versions.empty:
+        return run.reference
+    newest = versions.sort_values("received_at").iloc[-1]
+    if newest["sha256"] == run.reference.sha256:
+        return run.reference
+    bundle = json.loads((run.root.raw / newest["archive_path"]).read_text(encoding="utf-8"))
+    return parse_reference({name: text.encode() for name, text in bundle.items()})
+
+
+def fingerprint(run: Run, files: pd.DataFrame, reference: Reference, current_period: str) -> str:
+    """Identifies everything a build depends on: the same fingerprint gives the same marts."""
+    digest = hashlib.sha256()
+    digest.update(f"{BUILD_VERSION}|{reference.sha256}|{load.key_fingerprint(run.key)}|{current_period}|"
+                  f"{run.settings.due_day}".encode())
+    for sha, at in zip(files["sha256"], files["received_at"], strict=True):
+        digest.update(f"|{sha}@{at.isoformat()}".encode())
+    return digest.hexdigest()
+
+
+@dataclass
+class BuildOutcome:
+    built: bool
+    publish_dir: Path | None
+    fingerprint: str
+    tables: dict[str, pd.DataFrame] | None = None
+    issues: pd.DataFrame | None = None
+    reference: Reference | None = None
+
+
+def build_and_publish(run: Run, *, until: datetime | None = None, marts_dir: Path | None = None,
+                      record: bool = True) -> BuildOutcome:
+    """Validate and build the marts as known at ``until`` (default: the run's clock) and publish them.
+
+    Nothing is rebuilt when nothing the marts depend on changed. An as-known-at build
+    passes its own ``marts_dir`` (under ``asof/``) and does not touch the manifest.
+    """
+    until = until or run.now
+    marts_dir = marts_dir or run.root.marts
+    reference = reference_at(run, until) if until < run.now else run.reference
+    files = build_inputs(run.archive.manifest, until)
+    current_period = reporting_period_of(until)
+    fp = fingerprint(run, files, reference, current_period)
+    current = current_build(marts_dir)
+    unrecorded = record and (run.archive.manifest["outcome"] == "staged").any()
+    if current and current.get("fingerprint") == fp and not unrecorded:
+        log.info("nothing changed since publish %s: marts left as they are", current["publish_id"])
+        return BuildOutcome(False, marts_dir / "current", fp, reference=reference)
+    store = load.StagedStore.open(run.root.staged)
+    result, issues = load.build(store, files, reference, current_period=current_period, due_day=run.settings.due_day)
+    info = {"publish_id": f"{run.now:%Y%m%dT%H%M%S}-{fp[:10]}", "fingerprint": fp, "run_id": run.run_id,
+            "built_at": run.now.isoformat(), "known_at": until.isoformat(), "current_period": current_period,
+            "files": len(files), "reference_sha256": reference.sha256}
+    folder = publish(marts_dir, result.tables, info, keep=run.settings.keep_publishes)
+    if record:
+        _record_outcomes(run, result.file_outcomes, issues)
+    log.info("published %s (%d files, %d held measure rows)", folder.name, len(files), result.held_measure_rows)
+    return BuildOutcome(True, folder, fp, result.tables, issues, reference)
+
+
+def _record_outcomes(run: Run, outcomes: pd.DataFrame, issues: pd.DataFrame) -> None:
+    """Update the manifest for files staged in this run and quarantine their rejected rows."""
+    # Files staged by this run, or by an earlier run that died before recording them.
+    m = run.archive.manifest
+    fresh = set(run.staged_files) | set(m.loc[m["outcome"] == "staged", "sha256"])
+    for row in outcomes.itertuples(index=False):
+        if row.sha256 not in fresh:
+            continue
+        run.archive.update(row.sha256, rows_rejected=row.rows_rejected,
+                           outcome="accepted_with_errors" if row.rows_rejected else "accepted")
+        if row.rows_rejected:
+            quarantine_rows(run, row.sha256, issues[(issues["source_sha256"] == row.sha256) & (issues["severity"] == "error")])
+    run.archive.save()
+
+
+def quarantine_rows(run: Run, sha256: str, issues: pd.DataFrame) -> Path:
+    """Write a file's rejected rows, as sent, with every reason that applies (owner-only)."""
+    from transforms.read import read_grids
+
+    grids = {g.sheet: g for g in read_grids(run.archive.path_of(sha256))}
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["sheet", "row", "reasons", "cells"])
+    for (sheet, row), group in issues.groupby(["sheet", "row"], sort=True):
+        grid = grids.get(sheet or "")
+        cells = grid.rows[int(row) - 1] if grid and 0 < row <= len(grid.rows) else []
+        reasons = "; ".join(f"{c}: {m}" for c, m in zip(group["column"], group["message"], strict=True))
+        writer.writerow([sheet, int(row), reasons, json.dumps([None if c is None else str(c) for c in cells])])
+    path = run.root.quarantine / sha256 / "rejected_rows.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    os.chmod(path.parent, 0o700)
+    atomic_write_bytes(path, out.getvalue().encode(), mode=0o600)
+    return path
+
+
+def report_periods(run: Run) -> tuple[str, str | None]:
+    return nightly_report_periods(run.now, run.settings.due_day)
+
+
+def finish(run: Run, *, reports: list[Path]) -> dict:
+    """Record the run in the runs ledger and return its summary."""
+    m = run.archive.manifest
+    new = m[m["sha256"].isin(run.new_files)]
+    summary = {
+        "run_id": run.run_id,
+        "as_of": run.seen_until.isoformat() if run.seen_until else None,
+        "finished_at": datetime.now(UTC).isoformat(),
+        "outcome": "needs_attention" if (new["outcome"].isin(["rejected", "accepted_with_errors"])).any() else "succeeded",
+        "files_received": int((new["kind"] == "submission").sum()),
+        "files_rejected": int((new["outcome"] == "rejected").sum()),
+        "files_with_row_errors": int((new["outcome"] == "accepted_with_errors").sum()),
+        "rows_rejected": int(new["rows_rejected"].sum()),
+        "reports": [str(p.relative_to(run.root.root)) for p in reports],
+        "demo": run.demo,
+    }
+    ledger = run.root.state / "runs.jsonl"
+    with open(ledger, "a", encoding="utf-8") as handle:
+        handle.write(json.dumps(summary) + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    run.summary = summary
+    return summary
+
+
+def needs_attention(summary: dict) -> bool:
+    return summary["outcome"] == "needs_attention"
+
+
+__all__ = ["Run", "UsageError", "open_run"]
+
+
+def reports_due(run: Run) -> list[tuple[str, bool]]:
+    """(period, provisional) pairs this nightly run writes: the final period once, the provisional one always."""
+    final, provisional = report_periods(run)
+    ledger = _report_ledger(run)
+    due = [] if ledger.get(final) == "final" else [(final, False)]
+    if provisional:
+        due.append((provisional, True))
+    return due
+
+
+def mark_reports(run: Run, period: str, provisional: bool) -> None:
+    ledger = _report_ledger(run)
+    if not provisional:
+        ledger[period] = "final"
+    else:
+        ledger.setdefault(period, "provisional")
+    atomic_write_bytes(run.root.state / "reports.json", json.dumps(ledger, indent=2, sort_keys=True).encode())
+
+
+def _report_ledger(run: Run) -> dict[str, str]:
+    path = run.root.state / "reports.json"
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def retract(run: Run, sha256: str, reason: str) -> dict:
+    """Mark an archived submission retracted (it stays archived); the next run rebuilds without it."""
+    m = run.archive.manifest
+    matches = m[(m["kind"] == "submission") & m["sha256"].str.startswith(sha256.lower())]
+    if len(sha256) < 8 or matches.empty:
+        raise UsageError(f"no archived submission has a SHA-256 starting {sha256!r} (give at least 8 characters; "
+                         "`qi-pipeline status` lists what arrived)")
+    if len(matches) > 1:
+        raise UsageError(f"{sha256!r} matches {len(matches)} submissions: give more of the SHA-256")
+    row = matches.iloc[0]
+    if not reason.strip():
+        raise UsageError("--reason must say why the file is retracted")
+    run.archive.update(row["sha256"], retracted=True, retracted_reason=reason.strip())
+    run.archive.save()
+    return {"sha256": row["sha256"], "file_name": row["file_name"], "received_at": row["received_at"].isoformat()}
+
+
+def asof_root(run: Run, day: date) -> Path:
+    """Where an as-known-at build goes: ``asof/DATE/`` (never the current publish)."""
+    return run.root.root / "asof" / day.isoformat()
+
+
+def backfill_reports_root(run: Run, plan) -> Path:
+    """Where a backfill's workbooks go: ``reports/restated/`` (never over the frozen finals) or ``asof/D/reports/``."""
+    return asof_root(run, plan.as_known_at) / "reports" if plan.as_known_at else run.root.reports / "restated"
