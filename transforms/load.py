@@ -23,6 +23,7 @@ import pyarrow as pa
 
 from transforms import checks, marts, outcomes
 from transforms.archive import Archive, scan_landing
+from transforms.faults import checkpoint
 from transforms.datasets import BY_NAME, DATASETS, ENROLMENT_RETURN, MEASURE_DATA, PROJECT_REGISTER
 from transforms.periods import due_at, periods_between, reporting_period_of
 from transforms.reference import Reference
@@ -84,6 +85,7 @@ def ingest(root: DataRoot, archive: Archive, *, now: datetime, quiet_seconds: in
         archive.add(file.path, sha256=digest, kind="submission", file_name=file.rel,
                     received_at=file.modified_at, run_id=run_id)
         new.append(digest)
+        checkpoint(f"archive:{len(new)}")
     return new
 
 
@@ -221,6 +223,7 @@ def stage_pending(archive: Archive, store: StagedStore, reference: Reference, ke
         )
         if result.rejection:
             log.warning("rejected %s: %s", row.file_name, result.rejection)
+        checkpoint("stage")
     store.replace_files(set(pending["sha256"]), staged, issues, notes)
     return list(pending["sha256"])
 
@@ -318,6 +321,7 @@ def build(store: StagedStore, submissions: pd.DataFrame, reference: Reference, *
     submissions = submissions.assign(reporting_period=[reporting_period_of(t) for t in submissions["received_at"]])
     files = submissions[submissions["outcome"] != "rejected"]
     frames = {name: _with_files(store.tables[name], files) for name in DATASETS}
+    checkpoint("validate")
     validated = validate_rows(frames, store.parse_issues, store.notes, files, reference)
     all_issues = validated.issues
     enrolment = validated.checked[ENROLMENT_RETURN]

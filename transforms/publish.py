@@ -18,6 +18,7 @@ from pathlib import Path
 import pandas as pd
 from filelock import FileLock, Timeout
 
+from transforms.faults import checkpoint
 from transforms.marts import SCHEMAS
 from transforms.storage import atomic_write_bytes, fsync_dir, read_table, write_table
 
@@ -68,8 +69,9 @@ def publish(marts: Path, tables: dict[str, pd.DataFrame], info: dict, *, keep: i
     if staging.exists():
         shutil.rmtree(staging)
     staging.mkdir()
-    for name, frame in tables.items():
+    for index, (name, frame) in enumerate(tables.items(), start=1):
         write_table(frame, staging / f"{name}.parquet", SCHEMAS[name])
+        checkpoint(f"publish:{index}")
     atomic_write_bytes(staging / BUILD_INFO, json.dumps(info, indent=2, sort_keys=True).encode())
     fsync_dir(staging)
     os.rename(staging, folder)

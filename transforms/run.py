@@ -22,6 +22,7 @@ import pandas as pd
 
 from transforms import load
 from transforms.archive import Archive
+from transforms.faults import checkpoint
 from transforms.periods import end_of_day, nightly_report_periods, reporting_period_of
 from transforms.publish import current_build, publish
 from transforms.reference import Reference, load_reference, parse_reference
@@ -169,6 +170,7 @@ def build_and_publish(run: Run, *, until: datetime | None = None, marts_dir: Pat
             "built_at": run.now.isoformat(), "known_at": until.isoformat(), "current_period": current_period,
             "files": len(files), "reference_sha256": reference.sha256}
     folder = publish(marts_dir, result.tables, info, keep=run.settings.keep_publishes)
+    checkpoint("published")
     if record:
         _record_outcomes(run, result.file_outcomes, issues)
     log.info("published %s (%d files, %d held measure rows)", folder.name, len(files), result.held_measure_rows)
