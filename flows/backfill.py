@@ -17,21 +17,12 @@ from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
 from flows.progress import progress
+from flows.retries import transient_io
 from reports.period import TABLES, write_period_reports
 from transforms import backfill as ledger
 from transforms import run as steps
 from transforms.periods import end_of_day
 from transforms.publish import read_mart, run_lock
-
-
-def _transient(task, task_run, state) -> bool:  # noqa: ARG001 - Prefect's retry_condition_fn signature
-    try:
-        state.result()
-    except OSError:
-        return True
-    except Exception:  # noqa: BLE001 - anything else is not worth retrying
-        return False
-    return False
 
 
 @task(cache_policy=NO_CACHE)
@@ -43,7 +34,7 @@ def build_marts(run: steps.Run, plan: ledger.BackfillPlan) -> steps.BuildOutcome
     return steps.build_and_publish(run, until=end_of_day(plan.as_known_at), marts_dir=root / "marts", record=False)
 
 
-@task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=1, retry_condition_fn=_transient)
+@task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=1, retry_condition_fn=transient_io)
 def backfill_period(run: steps.Run, plan: ledger.BackfillPlan, outcome: steps.BuildOutcome, period: str) -> list[Path]:
     tables = outcome.tables or {name: read_mart(outcome.publish_dir.parent, name) for name in TABLES}
     return write_period_reports(steps.backfill_reports_root(run, plan), tables, outcome.reference,

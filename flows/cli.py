@@ -81,7 +81,8 @@ def run(
     summary = _run_flow(root, "nightly", as_of=day, demo=demo)
     typer.echo(
         f"run {summary['run_id']}: {summary['files_received']} file(s) received, {summary['files_rejected']} rejected, "
-        f"{summary['rows_rejected']} row(s) rejected; {len(summary['reports'])} report(s) written under {root.reports}"
+        f"{summary['rows_rejected']} row(s) rejected; {len(summary['reports'])} commissioner and "
+        f"{len(summary['feedback'])} feedback workbook(s) written under {root.reports}"
     )
     if summary["outcome"] == "needs_attention":
         typer.echo("Some files or rows were rejected: see data_quality_issues in the marts and data/quarantine/.")
@@ -211,7 +212,7 @@ def status(
     root = _root(data_dir)
     settings = Settings()
     now = datetime.now(UTC)
-    state = collect(root, now=now, due_day=settings.due_day, days=days)
+    state = collect(root, now=now, due_day=settings.due_day, days=days, settings=settings)
     console = Console(width=160)
     passed = "passed" if now > state.due else "not yet passed"
     console.print(f"[bold]Reporting period {state.period}[/bold]: returns due by {state.due:%d %b %Y %H:%M} UTC ({passed})")
@@ -242,6 +243,13 @@ def status(
         console.print("[bold]Retracted files[/bold]")
         for r in state.retractions.itertuples(index=False):
             console.print(f"  {r.sha256[:12]}  {r.file_name}: {r.retracted_reason}")
+    if len(state.deliveries):
+        console.print("[bold]Deliveries[/bold] (latest attempt per message)")
+        for r in state.deliveries.tail(20).itertuples(index=False):
+            console.print(f"  {str(r.at)[:19]}  {r.status:18} {r.key}  to {r.to}"
+                          f"{'  ' + str(r.error) if isinstance(r.error, str) and r.error else ''}")
+    if state.alerts:
+        console.print("[bold]Alerts[/bold]: " + "; ".join(state.alerts))
     if state.backfills:
         console.print("[bold]Last backfill periods[/bold]")
         for entry in state.backfills:
@@ -267,6 +275,49 @@ def serve(
         serve_deployments(root.root, demo=demo, port=port)
     except RuntimeError as exc:
         raise _fail(str(exc), 2) from None
+
+
+@app.command()
+def deliver(
+    period: Annotated[str, typer.Option("--period", help="Reporting period whose final workbooks to send, YYYY-MM.")],
+    commissioner: Annotated[str | None, typer.Option("--commissioner", help="Only this commissioner's workbook.")] = None,
+    resend: Annotated[bool, typer.Option("--resend", help="Send again even if already delivered.")] = False,
+    data_dir: DataDir = None,
+) -> None:
+    """Send a period's final commissioner workbooks (each once; again only with --resend)."""
+    from transforms import run as steps
+    from transforms.periods import parse_period
+    from transforms.publish import LockHeld, run_lock
+
+    try:
+        parse_period(period)
+    except ValueError as exc:
+        raise _fail(f"--period: {exc}", 2) from None
+    root = _root(data_dir)
+    try:
+        state = steps.open_run(root.root, need_key=False)
+        if (state.root.state / "reports.json").exists() and steps.report_status(state, period) != "final":
+            raise UsageError(f"the reports for {period} are not final yet: only final reports are delivered")
+        codes = list(state.reference.commissioners["code"])
+        if commissioner and commissioner not in codes:
+            raise UsageError(f"--commissioner {commissioner!r} is not in reference/commissioners.csv ({', '.join(codes)})")
+        finals = [state.root.reports / period / f"{code}_qi_programme_{period}.xlsx"
+                  for code in codes if commissioner in (None, code)]
+        missing = [p.name for p in finals if not p.exists()]
+        if missing:
+            raise UsageError(f"no final workbook for {period}: {', '.join(missing)} (run the nightly job first)")
+        with run_lock(root.state, state.settings.lock_timeout):
+            report = steps.deliver(state, steps.delivery_messages(state, finals, []), resend=resend)
+    except UsageError as exc:
+        raise _fail(str(exc), 2) from None
+    except LockHeld as exc:
+        raise _fail(str(exc), 3) from None
+    for line in report.lines():
+        typer.echo(line)
+    if not (report.sent or report.written or report.failed):
+        typer.echo(f"nothing to send for {period}: already delivered (use --resend to send again)")
+    if not report.ok:
+        raise typer.Exit(1)
 
 
 @app.command()

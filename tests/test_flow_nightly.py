@@ -142,3 +142,23 @@ def test_second_run_with_nothing_new_leaves_marts_byte_identical(demo_root):
     assert _snapshot(root / "marts" / "current") == snapshot
     runs = [json.loads(line) for line in (root / "state" / "runs.jsonl").read_text().splitlines()]
     assert len(runs) == 2
+
+
+def test_each_processed_file_gets_feedback_and_finals_go_to_the_outbox(demo_root):
+    import email
+
+    root, truth, first, second, _ = demo_root
+    feedback = sorted((root / "reports").rglob("feedback/*_feedback.xlsx"))
+    manifest = pd.read_parquet(root / "raw" / "manifest.parquet")
+    assert len(feedback) == int((manifest["kind"] == "submission").sum())
+    outbox = sorted((root / "outbox").glob("*.eml"))
+    kinds = [p.name.split("_")[1] for p in outbox]
+    assert kinds.count("commissioner") == 3 or kinds.count("report") == 3, kinds
+    # Feedback mail only for submissions with problems (rejected or with rejected rows).
+    problems = int(manifest["outcome"].isin(["rejected", "accepted_with_errors"]).sum())
+    assert kinds.count("feedback") == problems
+    for path in outbox:
+        message = email.message_from_bytes(path.read_bytes())
+        assert message["To"]
+        assert "@" in message["To"]
+    assert second["deliveries"]["sent"] == [] and second["deliveries"]["written_to_outbox"] == []

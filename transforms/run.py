@@ -23,7 +23,7 @@ import pandas as pd
 from transforms import load
 from transforms.archive import Archive
 from transforms.faults import checkpoint
-from transforms.periods import end_of_day, nightly_report_periods, reporting_period_of
+from transforms.periods import end_of_day, nightly_report_periods, reporting_period_of, shift
 from transforms.publish import current_build, publish
 from transforms.reference import Reference, load_reference, parse_reference
 from transforms.settings import DEMO_PSEUDONYMISATION_KEY, DataRoot, Settings, UsageError, resolve_data_root
@@ -47,6 +47,7 @@ class Run:
     archive: Archive
     new_files: list[str] = field(default_factory=list)
     staged_files: list[str] = field(default_factory=list)
+    recorded: list[str] = field(default_factory=list)  # files whose outcome this run settled
     summary: dict = field(default_factory=dict)
 
     @property
@@ -99,6 +100,7 @@ def stage(run: Run) -> list[str]:
         store.save()
         m = run.archive.manifest
         for row in m[m["sha256"].isin(run.staged_files) & (m["outcome"] == "rejected")].itertuples(index=False):
+            run.recorded.append(row.sha256)
             text = f"file: {row.file_name}\nsha256: {row.sha256}\nreceived_at: {row.received_at}\nreason: {row.reason}\n"
             atomic_write_bytes(run.root.quarantine / row.sha256 / "REJECTED.txt", text.encode(), mode=0o600)
         run.archive.save()
@@ -187,6 +189,7 @@ def _record_outcomes(run: Run, outcomes: pd.DataFrame, issues: pd.DataFrame) -> 
             continue
         run.archive.update(row.sha256, rows_rejected=row.rows_rejected,
                            outcome="accepted_with_errors" if row.rows_rejected else "accepted")
+        run.recorded.append(row.sha256)
         if row.rows_rejected:
             quarantine_rows(run, row.sha256, issues[(issues["source_sha256"] == row.sha256) & (issues["severity"] == "error")])
     run.archive.save()
@@ -216,7 +219,7 @@ def report_periods(run: Run) -> tuple[str, str | None]:
     return nightly_report_periods(run.now, run.settings.due_day)
 
 
-def finish(run: Run, *, reports: list[Path]) -> dict:
+def finish(run: Run, *, reports: list[Path], feedback: list[Path] = ()) -> dict:
     """Record the run in the runs ledger and return its summary."""
     m = run.archive.manifest
     new = m[m["sha256"].isin(run.new_files)]
@@ -230,6 +233,7 @@ def finish(run: Run, *, reports: list[Path]) -> dict:
         "files_with_row_errors": int((new["outcome"] == "accepted_with_errors").sum()),
         "rows_rejected": int(new["rows_rejected"].sum()),
         "reports": [str(p.relative_to(run.root.root)) for p in reports],
+        "feedback": [str(p.relative_to(run.root.root)) for p in feedback],
         "demo": run.demo,
     }
     ledger = run.root.state / "runs.jsonl"
@@ -267,6 +271,11 @@ def mark_reports(run: Run, period: str, provisional: bool) -> None:
     atomic_write_bytes(run.root.state / "reports.json", json.dumps(ledger, indent=2, sort_keys=True).encode())
 
 
+def report_status(run: Run, period: str) -> str | None:
+    """'final', 'provisional' or None: what the nightly runs have written for ``period``."""
+    return _report_ledger(run).get(period)
+
+
 def _report_ledger(run: Run) -> dict[str, str]:
     path = run.root.state / "reports.json"
     return json.loads(path.read_text()) if path.exists() else {}
@@ -297,3 +306,97 @@ def asof_root(run: Run, day: date) -> Path:
 def backfill_reports_root(run: Run, plan) -> Path:
     """Where a backfill's workbooks go: ``reports/restated/`` (never over the frozen finals) or ``asof/D/reports/``."""
     return asof_root(run, plan.as_known_at) / "reports" if plan.as_known_at else run.root.reports / "restated"
+
+
+@dataclass(frozen=True)
+class FeedbackJob:
+    """Everything one submission's feedback workbook says, and where it goes."""
+
+    sha256: str
+    period: str
+    file_name: str
+    organisation_code: str | None
+    received_at: datetime
+    outcome: str
+    reason: str | None
+    counts: dict
+    issues: pd.DataFrame
+    notes: pd.DataFrame
+
+
+def feedback_jobs(run: Run, outcome: BuildOutcome) -> list[FeedbackJob]:
+    """One job per submission whose outcome this run settled."""
+    if not run.recorded:
+        return []
+    m = run.archive.manifest.set_index("sha256")
+    store_notes = load.StagedStore.open(run.root.staged).notes
+    issues = outcome.issues if outcome.issues is not None else pd.DataFrame(columns=["source_sha256", "severity"])
+    jobs = []
+    for sha in dict.fromkeys(run.recorded):
+        row = m.loc[sha]
+        mine = issues[issues["source_sha256"] == sha]
+        rejected = int(row["rows_rejected"])
+        jobs.append(FeedbackJob(
+            sha256=sha, period=reporting_period_of(row["received_at"]), file_name=row["file_name"],
+            organisation_code=row["organisation_code"], received_at=row["received_at"].to_pydatetime(),
+            outcome=row["outcome"], reason=row["reason"],
+            counts={"rows_received": int(row["rows_received"]), "rows_accepted": int(row["rows_received"]) - rejected,
+                    "rows_rejected": rejected, "warnings": int((mine["severity"] == "warning").sum())},
+            issues=mine.reset_index(drop=True),
+            notes=store_notes[(store_notes["source_sha256"] == sha) & (store_notes["kind"] != "header")]
+            .reset_index(drop=True),
+        ))
+    return jobs
+
+
+def delivery_messages(run: Run, finals: list[Path], feedback: list[tuple[FeedbackJob, Path]]) -> list:
+    """Messages owed for this run: final workbooks to commissioners, feedback to senders, alerts."""
+    from transforms import delivery
+
+    messages = []
+    commissioners = run.reference.commissioners.set_index("code", drop=False)
+    for path in finals:
+        code, period = path.name.split("_qi_programme_")[0], path.parent.name
+        if code not in commissioners.index:
+            continue
+        headline = delivery.headline_from_workbook(path)
+        previous = path.parent.parent / shift(period, -1) / path.name.replace(period, shift(period, -1))
+        before = delivery.headline_from_workbook(previous) if previous.exists() else None
+        messages.append(delivery.commissioner_message(commissioners.loc[code], period, path, headline,
+                                                      delivery.changes_since(before, headline, period)))
+    organisations = run.reference.organisations.set_index("code", drop=False)
+    for job, path in feedback:
+        if job.organisation_code in organisations.index:
+            messages.append(delivery.feedback_message(
+                organisations.loc[job.organisation_code], job.file_name, job.sha256, job.outcome, job.counts, path,
+                period=job.period, always=run.settings.feedback_always))
+    return messages
+
+
+def alert_messages(root: DataRoot, settings: Settings, now: datetime) -> list:
+    """An e-mail per open incident (a failed last run, or no success for 36 hours), once each."""
+    from transforms import delivery
+
+    runs_path = root.state / "runs.jsonl"
+    runs = [json.loads(line) for line in runs_path.read_text().splitlines() if line.strip()] if runs_path.exists() else []
+    return [delivery.alert_message(settings.alert_to, incident) for incident in delivery.check_alerts(runs, now)]
+
+
+def deliver(run: Run, messages: list, *, resend: bool = False):
+    """Send (or write to the outbox) every message not yet delivered, and whatever is still owed."""
+    from transforms import delivery
+
+    ledger = delivery.DeliveryLedger.for_root(run.root)
+    owed = [] if resend else ledger.owed()
+    return delivery.deliver([*messages, *owed], settings=run.settings, root=run.root, ledger=ledger, resend=resend)
+
+
+def record_failed_run(root: DataRoot, error: str) -> None:
+    """Append a failed run to the runs ledger (the run itself could not finish)."""
+    entry = {"run_id": f"failed-{datetime.now(UTC):%Y%m%dT%H%M%SZ}", "finished_at": datetime.now(UTC).isoformat(),
+             "outcome": "failed", "error": error}
+    root.state.mkdir(parents=True, exist_ok=True)
+    with open(root.state / "runs.jsonl", "a", encoding="utf-8") as handle:
+        handle.write(json.dumps(entry) + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())

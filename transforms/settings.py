@@ -36,6 +36,7 @@ class Settings(BaseSettings):
     smtp_tls: Literal["starttls", "ssl", "none"] = "starttls"
     smtp_from: str | None = None
     alert_to: str | None = None
+    feedback_always: bool = False  # send feedback for clean submissions too, not only those with problems
 
 
 class UsageError(Exception):

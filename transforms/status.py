@@ -29,6 +29,8 @@ class Status:
     publish: dict | None
     retractions: pd.DataFrame
     backfills: list[dict]
+    deliveries: pd.DataFrame  # latest attempt per message
+    alerts: list[str]  # incidents alerted on by this status check
 
 
 def _manifest(root: DataRoot) -> pd.DataFrame:
@@ -48,8 +50,20 @@ def _jsonl(path: Path) -> list[dict]:
     return out
 
 
-def collect(root: DataRoot, *, now: datetime, due_day: int, days: int = 7) -> Status:
-    """The state of the data root as of ``now``."""
+def collect(root: DataRoot, *, now: datetime, due_day: int, days: int = 7, settings=None) -> Status:
+    """The state of the data root as of ``now``; with ``settings``, alerts on open incidents too."""
+    from transforms.delivery import DeliveryLedger, deliver
+
+    ledger = DeliveryLedger.for_root(root)
+    alerts: list[str] = []
+    if settings is not None and root.state.exists():
+        from transforms.run import alert_messages
+
+        messages = [m for m in alert_messages(root, settings, now) if m is not None]
+        if messages:
+            report = deliver(messages, settings=settings, root=root, ledger=ledger)
+            alerts = [r.key for r in (*report.sent, *report.written)]
+
     period = reporting_period_of(now)
     manifest = _manifest(root)
     subs = manifest[manifest["kind"] == "submission"]
@@ -71,4 +85,6 @@ def collect(root: DataRoot, *, now: datetime, due_day: int, days: int = 7) -> St
         publish=current_build(root.marts),
         retractions=retractions.reset_index(drop=True),
         backfills=_jsonl(root.state / "backfills.jsonl")[-12:],
+        deliveries=ledger.latest(),
+        alerts=alerts,
     )
