@@ -78,3 +78,39 @@ def test_retracted_file_is_kept_but_the_next_run_rebuilds_without_it(root):
     archived = pd.read_parquet(base / "raw" / "manifest.parquet").set_index("sha256").loc[target["sha256"]]
     assert archived["retracted"] and archived["retracted_reason"] == "sent by mistake"
     assert (base / "raw" / archived["archive_path"]).exists()
+
+
+def test_reference_change_revalidates_the_archive(root):
+    """Rows rejected for an unknown cohort load once the cohort is added (SPEC 4)."""
+    from flows.nightly import nightly
+
+    base, _ = root
+    issues = pd.read_parquet(base / "marts" / "current" / "data_quality_issues.parquet")
+    unknown = issues[(issues["rule"] == "cohort_known") & (issues["dataset"] == "enrolment_return")]
+    assert len(unknown), "the demo plants an unknown cohort"
+    code = unknown["value"].iloc[0]
+    with open(base / "reference" / "cohorts.csv", "a") as handle:
+        handle.write(f"{code},2025/26,2020-01-01,2030-12-31\n")
+    nightly(data_dir=str(base), demo=True)
+    after = pd.read_parquet(base / "marts" / "current" / "data_quality_issues.parquet")
+    assert not ((after["rule"] == "cohort_known") & (after["value"] == code)).any()
+    enrolment = pd.read_parquet(base / "marts" / "current" / "fct_enrolment.parquet")
+    assert (enrolment["cohort_code"] == code).sum() >= 1
+    manifest = pd.read_parquet(base / "raw" / "manifest.parquet")
+    assert (manifest["kind"] == "reference").sum() == 2  # both versions archived by hash
+
+
+def test_restore_from_the_archive_alone_gives_the_same_marts(root):
+    """With the staged store gone (a restore from backup), the next run re-stages the archive."""
+    import shutil
+
+    from flows.nightly import nightly
+
+    base, _ = root
+    before = marts(base / "marts" / "current")
+    shutil.rmtree(base / "state" / "staged")
+    shutil.rmtree(base / "marts")
+    nightly(data_dir=str(base), demo=True)
+    after = marts(base / "marts" / "current")
+    for name, frame in before.items():
+        pd.testing.assert_frame_equal(after[name], frame, obj=name)

@@ -93,11 +93,21 @@ def ingest(run: Run) -> list[str]:
 
 
 def stage(run: Run) -> list[str]:
-    """Read every pending archived file into the staged store."""
+    """Read every pending archived file into the staged store.
+
+    The staged store depends on the key, the synonym additions and the staging code: when
+    any of them changed, or the store is missing (a restore from backup), every archived
+    submission is staged again from the archive.
+    """
+    meta_path = run.root.staged / "_meta.json"
+    wanted = staging_meta(run)
+    if not meta_path.exists() or json.loads(meta_path.read_text()) != wanted:
+        restage_all(run)
     store = load.StagedStore.open(run.root.staged)
     run.staged_files = load.stage_pending(run.archive, store, run.reference, run.key)
     if run.staged_files:
         store.save()
+        atomic_write_bytes(meta_path, json.dumps(wanted, sort_keys=True).encode())
         m = run.archive.manifest
         for row in m[m["sha256"].isin(run.staged_files) & (m["outcome"] == "rejected")].itertuples(index=False):
             run.recorded.append(row.sha256)
@@ -105,6 +115,31 @@ def stage(run: Run) -> list[str]:
             atomic_write_bytes(run.root.quarantine / row.sha256 / "REJECTED.txt", text.encode(), mode=0o600)
         run.archive.save()
     return run.staged_files
+
+
+def staging_meta(run: Run) -> dict:
+    """What staged rows depend on besides the file itself."""
+    inputs = hashlib.sha256()
+    for name in ("organisations.csv", "column_synonyms.csv", "value_synonyms.csv"):
+        inputs.update(name.encode() + b"\0" + run.reference.files.get(name, b""))
+    return {"staging_version": load.STAGING_VERSION, "key": load.key_fingerprint(run.key),
+            "reference_inputs": inputs.hexdigest()}
+
+
+def restage_all(run: Run) -> None:
+    """Forget the staged store and mark every archived submission to be staged again."""
+    import shutil
+
+    m = run.archive.manifest
+    if not (m["kind"] == "submission").any():
+        return
+    log.info("staged store missing or out of date: staging every archived submission again")
+    shutil.rmtree(run.root.staged, ignore_errors=True)
+    run.root.staged.mkdir(parents=True, exist_ok=True)
+    subs = m["kind"] == "submission"
+    m.loc[subs, ["outcome", "reason"]] = ["pending", None]
+    m.loc[subs, ["rows_received", "rows_rejected"]] = 0
+    run.archive.save()
 
 
 def build_inputs(manifest: pd.DataFrame, until: datetime) -> pd.DataFrame:
