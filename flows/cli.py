@@ -321,6 +321,24 @@ def deliver(
 
 
 @app.command()
+def templates(
+    out: Annotated[Path, typer.Option("--out", help="Folder to write the templates to.")] = Path("templates"),
+    data_dir: DataDir = None,
+) -> None:
+    """Write the three submission templates (.xlsx, with drop-down lists) and a data dictionary."""
+    from reports.templates import write_templates
+    from transforms.reference import load_reference
+
+    root = _root(data_dir)
+    try:
+        reference = load_reference(root.reference)
+    except UsageError as exc:
+        raise _fail(str(exc), 2) from None
+    for path in write_templates(out, reference):
+        typer.echo(f"wrote {path}")
+
+
+@app.command()
 def demo(
     data_dir: DataDir = None,
     scale: Annotated[float, typer.Option(help="Multiply participants and projects by this.")] = 1.0,
@@ -329,40 +347,25 @@ def demo(
     force: Annotated[bool, typer.Option(help="Generate even when landing/ already holds files.")] = False,
 ) -> None:
     """Create synthetic demo data (and a data root with demo reference data) if landing/ is empty."""
-    from transforms.demo import generate, write_truth
+    from transforms.demo import ensure_demo, write_truth
     from transforms.periods import parse_period
 
-    settings = Settings()
-    root = resolve_data_root(data_dir, settings, create=True)
     if end_period:
         try:
             parse_period(end_period)
         except ValueError as exc:
             raise _fail(f"--end-period: {exc}", 2) from None
-    _seed_reference(root.reference)
-    landing = root.landing
-    landing.mkdir(parents=True, exist_ok=True)
-    if force:
-        truth = generate(landing, root.reference, scale=scale, months=months, end_period=end_period)
-    else:
-        if any(p.is_file() for p in landing.rglob("*")):
-            typer.echo(f"{landing} already holds files: no demo data generated (use --force to add it anyway).")
-            return
-        truth = generate(landing, root.reference, scale=scale, months=months, end_period=end_period)
-    write_truth(truth, root.state / "demo_truth.json")
-    typer.echo(f"demo data: {truth.files} file(s) for {len(truth.periods)} period(s) written to {landing}")
-
-
-def _seed_reference(folder: Path) -> None:
-    """A data root created by ``demo`` gets the shipped demo reference data."""
-    shipped = Path(__file__).resolve().parent.parent / "data" / "reference"
-    folder.mkdir(parents=True, exist_ok=True)
-    if folder.resolve() == shipped.resolve():
+    root = resolve_data_root(data_dir, Settings(), create=True)
+    try:
+        truth = ensure_demo(root.root, scale=scale, months=months, end_period=end_period, force=force)
+    except ValueError as exc:
+        raise _fail(str(exc), 2) from None
+    if truth is None:
+        typer.echo(f"{root.landing} already holds files: no demo data generated (use --force to add it anyway).")
         return
-    for source in shipped.glob("*.csv"):
-        target = folder / source.name
-        if not target.exists():
-            target.write_bytes(source.read_bytes())
+    root.state.mkdir(parents=True, exist_ok=True)
+    write_truth(truth, root.state / "demo_truth.json")
+    typer.echo(f"demo data: {truth.files} file(s) for {len(truth.periods)} period(s) written to {root.landing}")
 
 
 def main() -> None:

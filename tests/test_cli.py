@@ -115,3 +115,25 @@ def test_validate_a_rejected_file_and_a_missing_file(tmp_path):
     missing = runner.invoke(app, ["validate", str(tmp_path / "nope.csv"), "--data-dir", str(root)])
     assert missing.exit_code == 2
     assert "no such file" in missing.output
+
+
+def test_templates_command_writes_the_three_templates_and_a_dictionary(tmp_path):
+    root = new_root(tmp_path / "root")
+    result = runner.invoke(app, ["templates", "--out", str(tmp_path / "out"), "--data-dir", str(root)])
+    assert result.exit_code == 0, result.output
+    names = sorted(p.name for p in (tmp_path / "out").iterdir())
+    for expected in ("enrolment_return_template.xlsx", "project_register_template.xlsx",
+                     "measure_data_template.xlsx", "data_dictionary.xlsx"):
+        assert expected in names
+
+
+def test_demo_creates_a_data_root_once(tmp_path):
+    target = tmp_path / "fresh"
+    first = runner.invoke(app, ["demo", "--data-dir", str(target), "--months", "2", "--end-period", "2026-09"])
+    assert first.exit_code == 0, first.output
+    assert (target / "reference" / "organisations.csv").exists()
+    assert any((target / "landing").rglob("*.xlsx"))
+    again = runner.invoke(app, ["demo", "--data-dir", str(target), "--months", "2"])
+    assert again.exit_code == 0 and "already holds files" in again.output
+    bad = runner.invoke(app, ["demo", "--data-dir", str(target), "--end-period", "2026-13", "--force"])
+    assert bad.exit_code == 2 and "not a reporting period" in bad.output

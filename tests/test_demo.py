@@ -322,7 +322,7 @@ def test_revised_values_are_resent(run):
 def test_ensure_demo_fills_an_empty_landing_once(tmp_path):
     truth = demo.ensure_demo(tmp_path, months=2)
     assert truth is not None and truth.files > 0
-    assert (tmp_path / "reference" / "cohorts.csv").read_text() == demo.DEFAULT_REFERENCE["cohorts.csv"]
+    assert (tmp_path / "reference" / "cohorts.csv").read_bytes() == (demo.SHIPPED_REFERENCE / "cohorts.csv").read_bytes()
     now = date.today()
     assert truth.periods[-1] == f"{(now.year * 12 + now.month - 2) // 12:04d}-{(now.month - 2) % 12 + 1:02d}"
     assert demo.ensure_demo(tmp_path, months=2) is None

@@ -41,7 +41,7 @@ import xlsxwriter
 from .datasets import (ENROLMENT, ENROLMENT_RETURN, ENROLMENT_STATUSES, MEASURE_DATA, MEASURES, PROFESSIONS,
                        PROJECT_REGISTER, REGISTER)
 
-__all__ = ["DemoTruth", "generate", "write_truth", "ensure_demo", "DEFAULT_REFERENCE"]
+__all__ = ["DemoTruth", "generate", "write_truth", "ensure_demo", "seed_reference"]
 
 UTC = timezone.utc
 DEFAULT_SEED = 20250401
@@ -85,58 +85,35 @@ def write_truth(truth: DemoTruth, path: Path) -> None:
 
 
 # --------------------------------------------------------------------------------------
-# Built-in reference data (SPEC 2: `demo` creates a data root when there is none)
+# The shipped demo reference data (SPEC 2: `demo` creates a data root when there is none)
 # --------------------------------------------------------------------------------------
 
-DEFAULT_REFERENCE: dict[str, str] = {
-    "organisations.csv": (
-        "code,name,type,contacts\n"
-        "RNL,North Lakes Health and Care NHS Foundation Trust,lead trust,qi-data@northlakes.example.org\n"
-        "RPA,Ashby Community Healthcare NHS Trust,partner trust,data.returns@ashby.example.org\n"
-        "RPB,Brindle Mental Health NHS Trust,partner trust,qi.team@brindle.example.org\n"
-        "RPC,Castlegate Hospitals NHS Trust,partner trust,improvement@castlegate.example.org\n"
-        "RPD,Dunmore Partnership NHS Foundation Trust,partner trust,qi@dunmore.example.org\n"
-        "VFC,Families Connect North,voluntary,office@familiesconnect.example.org\n"
-        "IRC,Riverside Care Homes Ltd,independent,quality@riversidecare.example.org\n"
-    ),
-    "commissioners.csv": (
-        "code,name,scope,profession_filter,recipients\n"
-        "RSWP,Regional Social Work QI Programme,ALL,Social Work,sw.programme@region.example.org\n"
-        "NLICB,North Lakes Integrated Care Board,ALL,,qi.commissioning@icb.example.org;analytics@icb.example.org\n"
-        "ACPP,Ashby and Castlegate Place Partnership,RPA;RPC,,place.partnership@ashby.example.org\n"
-    ),
-    "cohorts.csv": (
-        "code,programme_year,start_date,end_date\n"
-        "C22A,2022/23,2022-04-01,2022-12-31\n"
-        "C22B,2022/23,2022-10-01,2023-06-30\n"
-        "C23A,2023/24,2023-04-01,2023-12-31\n"
-        "C23B,2023/24,2023-10-01,2024-06-30\n"
-        "C24A,2024/25,2024-04-01,2024-12-31\n"
-        "C24B,2024/25,2024-10-01,2025-06-30\n"
-        "C25A,2025/26,2025-04-01,2025-12-31\n"
-        "C25B,2025/26,2025-10-01,2026-06-30\n"
-        "C26A,2026/27,2026-04-01,2026-12-31\n"
-        "C26B,2026/27,2026-10-01,2027-06-30\n"
-    ),
-}
+SHIPPED_REFERENCE = Path(__file__).resolve().parent.parent / "data" / "reference"
 
 
-def ensure_demo(data_root: Path, *, months: int = 36, end_period: str | None = None) -> DemoTruth | None:
-    """Generate demo data into ``data_root/landing`` only if it holds no files.
+def seed_reference(reference: Path) -> None:
+    """Copy the shipped demo reference CSVs into ``reference`` where a file is missing."""
+    reference.mkdir(parents=True, exist_ok=True)
+    if reference.resolve() == SHIPPED_REFERENCE.resolve():
+        return
+    for source in sorted(SHIPPED_REFERENCE.glob("*.csv")):
+        if not (reference / source.name).exists():
+            (reference / source.name).write_bytes(source.read_bytes())
 
-    Writes the built-in reference data first when ``data_root/reference`` is missing any of
-    its files. Returns the truth, or None when landing already had files.
+
+def ensure_demo(data_root: Path, *, scale: float = 1.0, months: int = 36, end_period: str | None = None,
+                force: bool = False) -> DemoTruth | None:
+    """Generate demo data into ``data_root/landing`` only if it holds no files (or ``force``).
+
+    Seeds the shipped reference data first where ``data_root/reference`` lacks a file.
+    Returns the truth, or None when landing already had files.
     """
     data_root = Path(data_root)
     landing = data_root / "landing"
-    if landing.exists() and any(p.is_file() for p in landing.rglob("*")):
+    if not force and landing.exists() and any(p.is_file() for p in landing.rglob("*")):
         return None
-    reference = data_root / "reference"
-    reference.mkdir(parents=True, exist_ok=True)
-    for name, text in DEFAULT_REFERENCE.items():
-        if not (reference / name).exists():
-            (reference / name).write_text(text, encoding="utf-8")
-    return generate(landing, reference, months=months, end_period=end_period)
+    seed_reference(data_root / "reference")
+    return generate(landing, data_root / "reference", scale=scale, months=months, end_period=end_period)
 
 
 # --------------------------------------------------------------------------------------
