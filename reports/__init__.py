@@ -1,0 +1,1 @@
+"""Excel workbook builders: commissioner reports and sender feedback."""

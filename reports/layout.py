@@ -1,0 +1,388 @@
+"""House style shared by every workbook: formats, cover, contents, notes, tables, safe text.
+
+Follows the Analysis Function guidance for releasing statistics in spreadsheets: a Cover
+sheet, a Contents sheet with links, a Notes sheet, then one table per sheet; title in A1
+and short lines above the table; each table a real Excel table with one header row
+starting in column A; no merged cells, no blank rows or columns inside tables; shorthand
+in brackets, explained in the Notes; colour never the only signal; document properties
+(title, language) set.
+
+Safety: every value from a submission is written as a text cell (never a formula, never
+turned into a link), and text that a spreadsheet program would read as a formula when the cell is edited
+or exported (starting with =, +, -, @, tab or carriage return) also gets Excel's quote
+prefix. Workbooks are built in memory and written atomically, with fixed zip timestamps, so
+the same input gives the same bytes.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import re
+import zipfile
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import xlsxwriter
+from xlsxwriter.worksheet import Worksheet
+
+from transforms.storage import atomic_write_bytes
+
+SUPPRESSED = "[c]"
+NOT_AVAILABLE = "[x]"
+NOT_APPLICABLE = "[z]"
+PROVISIONAL = "[p]"
+REVISED = "[r]"
+
+SHORTHAND = {
+    SUPPRESSED: "suppressed: a count of 1 to 4 people, or a figure that would let such a count be worked out",
+    NOT_AVAILABLE: "not available",
+    NOT_APPLICABLE: "not applicable",
+    PROVISIONAL: "provisional: returns for the period are still arriving, so figures may change",
+    REVISED: "revised: the value has changed since it was first received",
+}
+
+LANGUAGE = "en-GB"
+AUTHOR = "QI programme reporting pipeline"
+EXCEL_MAX_TEXT = 32767
+# Text a spreadsheet program may take for a formula (OWASP CSV injection list).
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+_TABLE_NAME = re.compile(r"[^A-Za-z0-9_]")
+
+BLANK = object()  # a cell deliberately left empty (chart data: Excel would plot text as zero)
+
+# Palette (NHS identity colours); colour always goes with words.
+DARK_BLUE = "#003087"
+LIGHT_BLUE_FILL = "#DCEBF7"
+ORANGE_FILL = "#FCE4CC"
+GREY_FILL = "#EEEEEE"
+
+
+@dataclass
+class Formats:
+    """The house formats, and quote-prefixed twins made on demand for risky text."""
+
+    book: xlsxwriter.Workbook
+    specs: dict[str, dict] = field(default_factory=dict)
+    made: dict[str, Any] = field(default_factory=dict)
+
+    def __getattr__(self, name: str) -> Any:
+        if name in ("book", "specs", "made"):
+            raise AttributeError(name)
+        if name not in self.made:
+            if name.endswith("_quoted") and name[: -len("_quoted")] in self.specs:
+                spec = {**self.specs[name[: -len("_quoted")]], "quote_prefix": True}
+            elif name in self.specs:
+                spec = self.specs[name]
+            else:
+                raise AttributeError(name)
+            self.made[name] = self.book.add_format(spec)
+        return self.made[name]
+
+    def quoted(self, cell_format: Any) -> Any:
+        """The quote-prefixed twin of ``cell_format`` (None: plain text)."""
+        for name, made in list(self.made.items()):
+            if made is cell_format and not name.endswith("_quoted"):
+                return getattr(self, f"{name}_quoted")
+        return self.text_quoted
+
+
+FORMAT_SPECS = {
+    "title": {"bold": True, "font_size": 15},
+    "heading": {"bold": True, "font_size": 12},
+    "text": {},
+    "wrap": {"text_wrap": True, "valign": "top"},
+    "bold": {"bold": True},
+    "integer": {"num_format": "#,##0", "align": "right"},
+    "decimal": {"num_format": "#,##0.0", "align": "right"},
+    "date": {"num_format": "d mmm yyyy", "align": "left"},
+    "month": {"num_format": "mmm yyyy", "align": "left"},
+    "datetime": {"num_format": "d mmm yyyy hh:mm", "align": "left"},
+    "right": {"align": "right"},
+    "link": {"font_color": DARK_BLUE, "underline": 1},
+    "good": {"bg_color": LIGHT_BLUE_FILL, "text_wrap": True, "valign": "top"},
+    "bad": {"bg_color": ORANGE_FILL, "text_wrap": True, "valign": "top"},
+    "neutral": {"bg_color": GREY_FILL, "text_wrap": True, "valign": "top"},
+}
+
+
+@dataclass
+class Book:
+    """An in-memory workbook and its formats; ``save`` writes it atomically."""
+
+    workbook: xlsxwriter.Workbook
+    fmt: Formats
+    buffer: io.BytesIO
+    title: str
+
+    def add_sheet(self, name: str) -> Worksheet:
+        sheet = self.workbook.add_worksheet(name)
+        sheet.hide_gridlines(2)
+        return sheet
+
+    def save(self, path: Path) -> Path:
+        self.workbook.close()
+        data = set_language(self.buffer.getvalue(), LANGUAGE)
+        atomic_write_bytes(path, data)
+        return path
+
+
+def new_book(*, title: str, subject: str, created: datetime, keywords: str = "", comments: str = "") -> Book:
+    """A workbook with the house formats and document properties (title, subject, language)."""
+    buffer = io.BytesIO()
+    # Text is text: no formulas, links or numbers guessed from strings (SPEC 8).
+    workbook = xlsxwriter.Workbook(buffer, {
+        "in_memory": True, "strings_to_formulas": False, "strings_to_urls": False, "strings_to_numbers": False,
+    })
+    workbook.set_properties({
+        "title": safe_text(title), "subject": safe_text(subject), "author": AUTHOR, "keywords": keywords,
+        "comments": comments, "created": _naive_utc(created),
+    })
+    workbook.set_custom_property("Language", LANGUAGE)
+    fmt = Formats(workbook, dict(FORMAT_SPECS))
+    return Book(workbook, fmt, buffer, title)
+
+
+def _naive_utc(moment: datetime) -> datetime:
+    stamp = pd.Timestamp(moment)
+    if stamp.tzinfo is not None:
+        stamp = stamp.tz_convert("UTC").tz_localize(None)
+    return stamp.to_pydatetime()
+
+
+def set_language(xlsx: bytes, language: str) -> bytes:
+    """Add ``<dc:language>`` to the core properties (xlsxwriter has no option for it).
+
+    Every other zip entry is copied byte for byte with its fixed timestamp, so the
+    result stays reproducible.
+    """
+    source = zipfile.ZipFile(io.BytesIO(xlsx))
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as target:
+        for info in source.infolist():
+            data = source.read(info.filename)
+            if info.filename == "docProps/core.xml" and b"<dc:language>" not in data:
+                tag = f"<dc:language>{language}</dc:language></cp:coreProperties>".encode()
+                data = data.replace(b"</cp:coreProperties>", tag)
+            clone = zipfile.ZipInfo(info.filename, info.date_time)
+            clone.compress_type = info.compress_type
+            clone.external_attr = info.external_attr
+            target.writestr(clone, data)
+    return out.getvalue()
+
+
+# --- Text --------------------------------------------------------------------------------------
+
+
+def long_date(moment: Any, *, time: bool = False) -> str:
+    """'7 November 2024', or '7 November 2024 16:17 UTC' (times are UTC)."""
+    stamp = pd.Timestamp(moment)
+    if stamp.tzinfo is not None:
+        stamp = stamp.tz_convert("UTC")
+    text = f"{stamp.day} {stamp:%B %Y}"
+    return f"{text} {stamp:%H:%M} UTC" if time else text
+
+
+def plural(n: Any, one: str, many: str | None = None) -> str:
+    """'1 row', '3 rows'."""
+    return f"{n} {one if n == 1 else (many or one + 's')}"
+
+
+def safe_text(value: Any) -> str:
+    """Text that is valid in the file: control characters removed, cut at Excel's limit."""
+    text = _XML_INVALID.sub("", str(value))
+    if len(text) > EXCEL_MAX_TEXT:
+        text = text[: EXCEL_MAX_TEXT - 1] + "…"
+    return text
+
+
+def looks_like_formula(text: str) -> bool:
+    return text.startswith(FORMULA_START)
+
+
+def is_missing(value: Any) -> bool:
+    if value is None or value is pd.NA or value is pd.NaT:
+        return True
+    try:
+        return bool(isinstance(value, float) and math.isnan(value))
+    except TypeError:
+        return False
+
+
+# --- Sheets ------------------------------------------------------------------------------------
+
+
+def sheet_header(sheet: Worksheet, fmt: Formats, title: str, lines: Sequence[str]) -> int:
+    """Title in A1 and short lines below it; return the row index where a table may start."""
+    sheet.write_string(0, 0, safe_text(title), fmt.title)
+    for i, line in enumerate(lines, start=1):
+        write_text(sheet, fmt, i, 0, line)
+    return len(lines) + 1
+
+
+def write_text(sheet: Worksheet, fmt: Formats, row: int, col: int, text: Any, cell_format: Any = None) -> None:
+    """Always a text cell; quote-prefixed when it could be taken for a formula."""
+    text = safe_text(text)
+    if looks_like_formula(text):
+        cell_format = fmt.quoted(cell_format)
+    sheet.write_string(row, col, text, cell_format)
+
+
+def write_cell(sheet: Worksheet, fmt: Formats, row: int, col: int, value: Any, cell_format: Any = None) -> None:
+    """Numbers as numbers, dates as dates, missing as [x], BLANK as empty, everything else as text."""
+    if value is BLANK:
+        sheet.write_blank(row, col, None, cell_format)
+    elif is_missing(value):
+        numeric = cell_format in (fmt.integer, fmt.decimal)
+        sheet.write_string(row, col, NOT_AVAILABLE, fmt.right if numeric else cell_format)
+    elif isinstance(value, bool):
+        sheet.write_string(row, col, "Yes" if value else "No", cell_format)
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        if math.isinf(value):
+            sheet.write_string(row, col, NOT_AVAILABLE, cell_format)
+        else:
+            sheet.write_number(row, col, value, cell_format)
+    elif isinstance(value, pd.Timestamp | datetime):
+        sheet.write_datetime(row, col, _naive_utc(value), cell_format)
+    elif hasattr(value, "item") and not isinstance(value, str):  # numpy scalars
+        write_cell(sheet, fmt, row, col, value.item(), cell_format)
+    else:
+        text = str(value)
+        if text in SHORTHAND and cell_format in (fmt.integer, fmt.decimal):
+            cell_format = fmt.right  # [c] lines up with the numbers it replaces
+        write_text(sheet, fmt, row, col, text, cell_format)
+
+
+def table_name(name: str) -> str:
+    name = _TABLE_NAME.sub("_", name)
+    return name if re.match(r"[A-Za-z_]", name) else f"t_{name}"
+
+
+@dataclass(frozen=True)
+class Link:
+    """A cell that links somewhere in the workbook: ``target`` like ``'Run charts'!A5``."""
+
+    target: str
+    text: str
+
+
+def write_link(sheet: Worksheet, fmt: Formats, row: int, col: int, link: Link) -> None:
+    """An internal link; its text is a text cell, quote-prefixed when it could pass for a formula."""
+    text = safe_text(link.text)
+    sheet.write_url(row, col, f"internal:{link.target}", fmt.link_quoted if looks_like_formula(text) else fmt.link,
+                    string=text)
+
+
+def write_table(sheet: Worksheet, fmt: Formats, first_row: int, frame: pd.DataFrame, *, name: str,
+                widths: dict[str, float] | None = None, formats: dict[str, Any] | None = None,
+                description: str | None = None) -> tuple[int, int]:
+    """Write ``frame`` as a real Excel table at column A; return (first data row, last row).
+
+    A frame with no rows becomes one row of [x], so the table is never empty. Values may
+    be ``Link`` (an internal link), ``BLANK`` or anything ``write_cell`` takes.
+    ``formats``: per column, one format, or a list with a format per row (e.g. a fill
+    that repeats what the words say).
+    """
+    formats = formats or {}
+    widths = widths or {}
+    columns = [str(c) for c in frame.columns]
+    if len({c.lower() for c in columns}) != len(columns):
+        raise ValueError(f"table {name}: duplicate column headers {columns}")
+    data = frame.to_dict("list")
+    for c, column in enumerate(frame.columns):
+        base = formats.get(column)
+        for i, value in enumerate(data[column]):
+            cell_format = base[i] if isinstance(base, list) else base
+            r = first_row + 1 + i
+            if isinstance(value, Link):
+                write_link(sheet, fmt, r, c, value)
+            else:
+                write_cell(sheet, fmt, r, c, value, cell_format)
+        sheet.set_column(c, c, widths.get(column, max(10, min(45, len(str(column)) + 3))))
+    if frame.empty:
+        for c in range(len(columns)):
+            sheet.write_string(first_row + 1, c, NOT_AVAILABLE)
+    last_row = first_row + max(len(frame), 1)
+    options: dict[str, Any] = {
+        "name": table_name(name), "columns": [{"header": safe_text(c)} for c in columns],
+        "style": "Table Style Light 1",
+    }
+    if description:
+        options["description"] = safe_text(description)[:255]
+    sheet.add_table(first_row, 0, last_row, len(columns) - 1, options)
+    return first_row + 1, last_row
+
+
+def cover_sheet(book: Book, title: str, sections: Sequence[tuple[str, Sequence[str]]]) -> Worksheet:
+    """The Cover: title in A1, then headed sections of short lines (no table)."""
+    sheet = book.add_sheet("Cover")
+    sheet.set_column(0, 0, 120)
+    fmt = book.fmt
+    sheet.write_string(0, 0, safe_text(title), fmt.title)
+    row = 2
+    for heading, lines in sections:
+        sheet.write_string(row, 0, heading, fmt.heading)
+        row += 1
+        for line in lines:
+            if isinstance(line, Link):
+                write_link(sheet, fmt, row, 0, line)
+            else:
+                write_text(sheet, fmt, row, 0, line, fmt.wrap)
+            row += 1
+        row += 1
+    return sheet
+
+
+def contents_sheet(book: Book, entries: Sequence[tuple[str, str]]) -> Worksheet:
+    """The Contents: a table of sheet names (each a link) and what each holds."""
+    sheet = book.add_sheet("Contents")
+    start = sheet_header(sheet, book.fmt, "Contents",
+                         ["This worksheet contains one table. Select a sheet name to go to it."])
+    frame = pd.DataFrame({
+        "Sheet name": [Link(f"'{name}'!A1", name) for name, _ in entries],
+        "Sheet contents": [text for _, text in entries],
+    })
+    write_table(sheet, book.fmt, start, frame, name="contents", widths={"Sheet name": 24, "Sheet contents": 100},
+                description="Table of contents")
+    return sheet
+
+
+def notes_sheet(book: Book, notes: Sequence[str], shorthand: Iterable[str] = tuple(SHORTHAND)) -> Worksheet:
+    """The Notes: ``[note N]`` and its text, then the shorthand used in the workbook."""
+    sheet = book.add_sheet("Notes")
+    lines = ["This worksheet contains one table. Tables refer to these notes as [note 1], [note 2] and so on."]
+    start = sheet_header(sheet, book.fmt, "Notes", lines)
+    rows = [(f"[note {i}]", text) for i, text in enumerate(notes, start=1)]
+    rows += [(mark, f"{mark} means {SHORTHAND[mark]}.") for mark in shorthand]
+    frame = pd.DataFrame(rows, columns=["Note number", "Note text"])
+    write_table(sheet, book.fmt, start, frame, name="notes", widths={"Note number": 14, "Note text": 120},
+                formats={"Note text": book.fmt.wrap}, description="Notes and shorthand")
+    return sheet
+
+
+def counts_for_display(values: pd.Series, suppressed: pd.Series | Sequence[bool]) -> list[Any]:
+    """Counts as integers, or [c] where suppressed."""
+    return [SUPPRESSED if hidden else int(v) for v, hidden in zip(values, suppressed, strict=True)]
+
+
+def counts_for_chart(values: pd.Series, suppressed: pd.Series | Sequence[bool]) -> list[Any]:
+    """Counts as integers, or a blank cell where suppressed: a chart leaves the point out."""
+    return [BLANK if hidden else int(v) for v, hidden in zip(values, suppressed, strict=True)]
+
+
+def number_or_blank(value: Any) -> Any:
+    return BLANK if is_missing(value) else float(value)
+
+
+__all__ = [
+    "BLANK", "NOT_APPLICABLE", "NOT_AVAILABLE", "PROVISIONAL", "REVISED", "SHORTHAND", "SUPPRESSED", "Book", "Formats",
+    "Link", "contents_sheet", "long_date", "plural", "write_link", "counts_for_chart", "counts_for_display", "cover_sheet",
+    "looks_like_formula",
+    "new_book", "notes_sheet", "number_or_blank", "safe_text", "sheet_header", "table_name", "write_cell",
+    "write_table", "write_text",
+]

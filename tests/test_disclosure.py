@@ -1,0 +1,221 @@
+"""Disclosure control (transforms.disclosure): small cells hidden, and no hidden value recoverable.
+
+The attacker here is independent of the algorithm: it sees only what a report shows (every
+cell not suppressed, in every linked table), knows how the tables add up, that counts are
+non-negative integers and that every listed row has at least one person, and asks an
+integer programme (scipy's HiGHS) for the smallest and largest value each suppressed cell
+could take. A suppressed value is recovered when the two are equal. The property tests
+generate tables with hypothesis and require every such attack to fail.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from scipy.optimize import Bounds, LinearConstraint, milp
+
+from reports.commissioner import PARTICIPATION_TABLES, RETURN_ROW_TABLES, ROW_KEY
+from transforms.disclosure import CountTable, Suppression, audit, is_primary, suppress_counts, suppress_rate
+
+STATUSES = ("active", "completed", "deferred", "enrolled", "withdrawn")
+
+
+# --- The attacker ---------------------------------------------------------------------------------
+
+
+def attack(counts: pd.DataFrame, tables, shown: dict[str, pd.DataFrame], present_by=None,
+           value: str = "count") -> dict[tuple[str, int], tuple[float, float]]:
+    """Integer min and max of every suppressed cell, from the shown cells only.
+
+    ``counts`` supplies the structure (which atoms exist and their keys), never its values.
+    """
+    n = len(counts)
+    rows, lo, hi, hidden = [], [], [], {}
+    for spec in tables:
+        frame = shown[spec.name]
+        for i, cell in frame.iterrows():
+            mask = np.ones(n, dtype=bool)
+            for column in spec.by:
+                mask &= (counts[column] == cell[column]).to_numpy()
+            if cell["suppressed"]:
+                hidden[(spec.name, i)] = mask.astype(float)
+            else:
+                rows.append(mask.astype(float))
+                lo.append(float(cell[value if value in cell else "count"]))
+                hi.append(float(cell[value if value in cell else "count"]))
+    if present_by:
+        for _, index in counts.groupby(list(present_by)).indices.items():
+            mask = np.zeros(n)
+            mask[index] = 1
+            rows.append(mask)
+            lo.append(1.0)
+            hi.append(np.inf)
+    constraints = [LinearConstraint(np.array(rows), lo, hi)] if rows else []
+    out = {}
+    for key, mask in hidden.items():
+        low = milp(mask, constraints=constraints, integrality=np.ones(n), bounds=Bounds(0, np.inf))
+        assert low.status == 0, low.message  # the true counts are a solution
+        high = milp(-mask, constraints=constraints, integrality=np.ones(n), bounds=Bounds(0, np.inf))
+        # feasible (it has the true counts) and not solved to optimality: unbounded above
+        out[key] = (round(low.fun, 6), round(-high.fun, 6) if high.status == 0 else np.inf)
+    return out
+
+
+def recovered(counts, tables, result: Suppression, present_by=None) -> dict:
+    return {k: v for k, v in attack(counts, tables, result.tables, present_by).items() if v[0] == v[1]}
+
+
+# --- Small literal cases -----------------------------------------------------------------------------
+
+GRID = (CountTable("cells", ("row", "col"), 1.0), CountTable("rows", ("row",), 2.0), CountTable("cols", ("col",), 2.0),
+        CountTable("total", (), 10.0))
+
+
+def grid(values: list[list[int]]) -> pd.DataFrame:
+    return pd.DataFrame([{"row": f"r{i}", "col": f"c{j}", "count": v} for i, row in enumerate(values)
+                         for j, v in enumerate(row)])
+
+
+def test_counts_of_1_to_4_are_primary():
+    assert is_primary(pd.Series([0, 1, 2, 3, 4, 5, 120])).tolist() == [False, True, True, True, True, False, False]
+
+
+def test_a_lone_small_cell_gets_partners_so_its_row_and_column_hide_it():
+    counts = grid([[3, 20, 31], [12, 15, 40], [18, 22, 25]])
+    result = suppress_counts(counts, GRID, row=("row",), column="col")
+    cells = result.tables["cells"]
+    assert cells.loc[(cells["row"] == "r0") & (cells["col"] == "c0"), "suppressed"].item()
+    assert cells["suppressed"].sum() == 4  # the 2 x 2 rectangle: no total is touched
+    assert not result.tables["total"]["suppressed"].any()
+    assert not result.tables["rows"]["suppressed"].any() and not result.tables["cols"]["suppressed"].any()
+    assert not recovered(counts, GRID, result)
+
+
+def test_zeros_are_never_the_partners_that_would_pin_a_value():
+    # The cheap-looking partners are zeros; with them, non-negativity would give the 3 away.
+    counts = grid([[3, 0, 30], [0, 9, 12], [14, 8, 25]])
+    result = suppress_counts(counts, GRID, row=("row",), column="col")
+    assert not recovered(counts, GRID, result)
+    naive = Suppression({name: frame.assign(suppressed=frame["primary"] | (frame["count"] == 0) & (frame.index < 4))
+                         for name, frame in result.tables.items()})
+    assert recovered(counts, GRID, naive), "the attacker should break suppression that leans on zeros"
+
+
+def test_the_attacker_recovers_values_from_primary_suppression_alone():
+    counts = grid([[3, 20, 31], [12, 15, 40], [18, 22, 25]])
+    result = suppress_counts(counts, GRID, row=("row",), column="col")
+    primary_only = Suppression({name: frame.assign(suppressed=frame["primary"]) for name, frame in result.tables.items()})
+    assert recovered(counts, GRID, primary_only) == {("cells", 0): (3.0, 3.0)}
+
+
+def test_a_small_total_is_protected_too():
+    counts = grid([[1, 0], [2, 0]])  # everything small: the grand total 3 itself must not be recoverable
+    result = suppress_counts(counts, GRID, row=("row",), column="col")
+    assert result.tables["total"]["suppressed"].item()
+    assert not recovered(counts, GRID, result)
+
+
+def test_every_primary_has_a_certificate_that_the_audit_checks():
+    counts = grid([[3, 20, 31], [12, 2, 40], [18, 22, 1]])
+    result = suppress_counts(counts, GRID, row=("row",), column="col")
+    assert audit(counts, GRID, result) == []
+    assert len(result.certificates) == int(sum(f["primary"].sum() for f in result.tables.values()))
+    for name, frame in result.tables.items():  # un-suppress one secondary cell: the audit must notice
+        secondary = frame.index[frame["suppressed"] & ~frame["primary"]]
+        if len(secondary):
+            frame.loc[secondary[0], "suppressed"] = False
+            break
+    assert audit(counts, GRID, result)
+
+
+def test_the_result_does_not_depend_on_row_order():
+    counts = grid([[3, 20, 31, 2], [12, 15, 40, 9], [18, 22, 25, 4], [1, 6, 7, 8]])
+    first = suppress_counts(counts, GRID, row=("row",), column="col")
+    second = suppress_counts(counts.sample(frac=1, random_state=3), GRID, row=("row",), column="col")
+    for name in first.tables:
+        pd.testing.assert_frame_equal(first.tables[name], second.tables[name])
+
+
+def test_rates_come_from_true_counts_and_are_hidden_with_them():
+    rates = suppress_rate(pd.Series([3, 10, 0, 7]), pd.Series([9, 40, 0, 7]), [True, False, False, False])
+    assert rates["suppressed"].tolist() == [True, False, False, False]
+    assert rates["rate"].iloc[0] == pytest.approx(100 * 3 / 9)  # computed from the true value, then hidden
+    assert rates["rate"].iloc[1] == 25.0 and np.isnan(rates["rate"].iloc[2]) and rates["rate"].iloc[3] == 100.0
+
+
+def test_negative_counts_are_refused():
+    with pytest.raises(ValueError):
+        suppress_counts(grid([[-1, 5]]), GRID, row=("row",), column="col")
+
+
+# --- Properties ---------------------------------------------------------------------------------
+
+ORGS = {"A": "lead trust", "B": "partner trust", "C": "partner trust", "D": "voluntary"}
+COHORTS = {"C1": "2023/24", "C2": "2023/24", "C3": "2024/25"}
+small_count = st.one_of(st.integers(0, 6), st.integers(0, 6), st.integers(0, 40))
+
+
+@st.composite
+def participation_atoms(draw) -> pd.DataFrame:
+    """The commissioner workbook's atoms: organisation x cohort x profession x status counts."""
+    keys = draw(st.lists(st.tuples(st.sampled_from(sorted(ORGS)), st.sampled_from(sorted(COHORTS)),
+                                   st.sampled_from(["Nursing", "Social Work"])), min_size=1, max_size=7, unique=True))
+    rows = []
+    for org, cohort, profession in sorted(keys):
+        values = draw(st.lists(small_count, min_size=5, max_size=5))
+        if sum(values) == 0:
+            values[draw(st.integers(0, 4))] = draw(st.integers(1, 9))
+        for status, v in zip(STATUSES, values, strict=True):
+            rows.append({"organisation_code": org, "cohort_code": cohort, "profession": profession, "status": status,
+                         "programme_year": COHORTS[cohort], "organisation_type": ORGS[org], "count": v})
+    return pd.DataFrame(rows)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(participation_atoms())
+def test_no_suppressed_value_of_the_linked_participation_tables_can_be_recovered(counts):
+    result = suppress_counts(counts, PARTICIPATION_TABLES, row=ROW_KEY, column="status", present_by=ROW_KEY)
+    for frame in result.tables.values():
+        shown = frame.loc[~frame["suppressed"], "count"]
+        assert not ((shown >= 1) & (shown <= 4)).any(), "a count of 1 to 4 is shown"
+        assert (frame["suppressed"] | ~frame["primary"]).all()
+    assert not recovered(counts, PARTICIPATION_TABLES, result, present_by=ROW_KEY)
+
+
+@st.composite
+def return_rows(draw) -> pd.DataFrame:
+    orgs = draw(st.lists(st.sampled_from(["A", "B", "C", "D", "E"]), min_size=1, max_size=5, unique=True))
+    rows = []
+    for org in sorted(orgs):
+        accepted, rejected = draw(small_count), draw(small_count)
+        rows += [{"organisation_code": org, "outcome": "accepted", "count": accepted},
+                 {"organisation_code": org, "outcome": "rejected", "count": rejected}]
+    return pd.DataFrame(rows)
+
+
+@settings(max_examples=40, deadline=None)
+@given(return_rows())
+def test_no_suppressed_row_count_of_the_data_quality_table_can_be_recovered(counts):
+    result = suppress_counts(counts, RETURN_ROW_TABLES, row=("organisation_code",), column="outcome")
+    for frame in result.tables.values():
+        shown = frame.loc[~frame["suppressed"], "count"]
+        assert not ((shown >= 1) & (shown <= 4)).any()
+    assert not recovered(counts, RETURN_ROW_TABLES, result)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.lists(small_count, min_size=2, max_size=5), min_size=2, max_size=5).filter(
+    lambda rows: len({len(r) for r in rows}) == 1))
+def test_no_suppressed_value_of_a_table_with_margins_can_be_recovered(values):
+    counts = grid(values)
+    result = suppress_counts(counts, GRID, row=("row",), column="col")
+    assert not recovered(counts, GRID, result)
+
+
+def test_two_atoms_in_one_grid_cell_are_refused():
+    counts = pd.concat([grid([[3, 5]]), grid([[1, 0]])], ignore_index=True)
+    with pytest.raises(ValueError, match="one atom per row and column"):
+        suppress_counts(counts, GRID, row=("row",), column="col")

@@ -1,0 +1,422 @@
+"""Disclosure control for published counts of people (SPEC 8): a transform at the report layer.
+
+The marts keep true counts; a report asks this module which of the figures it is about
+to publish must be shown as ``[c]``. Pure pandas and numpy, no Excel.
+
+The model. A report publishes several tables of counts that are all sums of the same
+*atoms*: one row of ``counts`` each (for the commissioner workbook an atom is the number
+of participants of one organisation x cohort x profession x status). Each
+``CountTable`` groups the atoms by some of their columns, and each group is one published
+cell; the tables are therefore linked (a headline total, a row's headcount and a growth
+chart's bar may all contain the same atom).
+
+- Primary suppression: every published cell whose value is 1 to 4 (``LOW``..``HIGH``).
+- Secondary suppression, by certificate. For each primary cell the algorithm finds a small
+  integer *perturbation* of the atoms (move one person between two atoms, a 2 x 2
+  rectangle of such moves, or one person more) such that the atoms plus or minus the
+  perturbation are still non-negative, every listed row keeps at least one person
+  (``present_by``), and the cell's value changes. Every published cell the perturbation
+  changes is suppressed too. Among the candidates it picks the cheapest: cells already
+  suppressed cost nothing, then small cells of weakly weighted tables (headline totals are
+  weighted heavily, so they go last).
+
+The guarantee. For every suppressed cell there are two sets of atoms, both consistent with
+everything published (each shown cell's value, non-negativity, integer counts, and every
+listed row having at least one person), in which that cell takes different values. So no
+suppressed value can be recovered exactly from the shown cells and totals, whatever
+combination of rows, columns and tables is used. (Suppressing more cells only removes
+constraints, so a certificate stays valid as the suppression grows.) The perturbation for
+each primary cell is kept in ``Suppression.certificates`` and re-checked by ``audit``.
+
+Rates are computed from the true counts and suppressed whenever a count they are made
+from is suppressed (``suppress_rate``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+LOW, HIGH = 1, 4  # counts of 1 to 4 people are suppressed (SPEC 8)
+ONE_SIDED_PENALTY = 0.5  # prefer perturbations that can move a value both up and down
+ZIGZAG_NEIGHBOURS = 8  # rows tried as the far end of a three-row move
+
+
+@dataclass(frozen=True)
+class CountTable:
+    """One published table: the sum of the atoms' counts over each group of ``by``.
+
+    ``weight`` is what suppressing one of its cells costs, relative to other tables (a
+    headline total should cost far more than a cell deep inside a breakdown).
+    """
+
+    name: str
+    by: tuple[str, ...]
+    weight: float = 1.0
+
+
+@dataclass(frozen=True)
+class Certificate:
+    """Why one primary cell cannot be recovered: a perturbation of the atoms.
+
+    ``atoms`` and ``coefficients``: atom positions in ``counts`` and +1/-1 each.
+    ``directions``: which of counts + perturbation (+1) and counts - perturbation (-1)
+    are valid alternatives (non-negative, every listed row still present).
+    """
+
+    table: str
+    cell: int
+    atoms: tuple[int, ...]
+    coefficients: tuple[int, ...]
+    directions: tuple[int, ...]
+
+
+@dataclass
+class Suppression:
+    """The result: each table's cells with ``count``, ``primary`` and ``suppressed``."""
+
+    tables: dict[str, pd.DataFrame]
+    certificates: list[Certificate] = field(default_factory=list)
+
+
+def is_primary(values: pd.Series | np.ndarray) -> np.ndarray:
+    """Counts of ``LOW`` to ``HIGH`` people: the cells that must not be shown."""
+    v = np.asarray(values, dtype="int64")
+    return (v >= LOW) & (v <= HIGH)
+
+
+class _Problem:
+    """Atoms, published cells and their links, as integer arrays."""
+
+    def __init__(self, counts: pd.DataFrame, tables: Sequence[CountTable], value: str,
+                 row: Sequence[str], column: str, present_by: Sequence[str] | None):
+        self.x = counts[value].to_numpy(dtype="int64")
+        if (self.x < 0).any():
+            raise ValueError("counts must be non-negative")
+        self.n = len(self.x)
+        self.tables = list(tables)
+        self.frames: list[pd.DataFrame] = []
+        # cell_of[t][i]: the global id of the cell of table t that contains atom i
+        self.cell_of = np.zeros((len(self.tables), self.n), dtype="int64")
+        values, weights, owners, locals_ = [], [], [], []
+        self.offsets: list[int] = []
+        offset = 0
+        for t, spec in enumerate(self.tables):
+            if spec.by:
+                codes, keys = _group_codes(counts, list(spec.by))
+            else:
+                codes, keys = np.zeros(self.n, dtype="int64"), pd.DataFrame(index=[0])
+            sums = np.bincount(codes, weights=self.x, minlength=len(keys)).astype("int64")
+            self.cell_of[t] = codes + offset
+            self.offsets.append(offset)
+            frame = keys.reset_index(drop=True)
+            frame["count"] = sums
+            self.frames.append(frame)
+            values.append(sums)
+            # Cost of suppressing a cell: its table's weight, more for bigger values.
+            weights.append(spec.weight * (1.0 + np.log1p(sums)))
+            owners.append(np.full(len(keys), t))
+            locals_.append(np.arange(len(keys)))
+            offset += len(keys)
+        self.value = np.concatenate(values) if values else np.zeros(0, dtype="int64")
+        self.weight = np.concatenate(weights) if weights else np.zeros(0)
+        self.owner = np.concatenate(owners) if owners else np.zeros(0, dtype="int64")
+        self.local = np.concatenate(locals_) if locals_ else np.zeros(0, dtype="int64")
+        self.suppressed = is_primary(self.value)
+        self.primary = self.suppressed.copy()
+        self.members: list[np.ndarray] = []
+        for t in range(len(self.tables)):
+            index = _index(self.cell_of[t])
+            cells = range(self.offsets[t], self.offsets[t] + len(self.frames[t]))
+            self.members += [index.get(k, np.zeros(0, dtype="int64")) for k in cells]
+        self.row = _group_codes(counts, list(row))[0] if row else np.arange(self.n)
+        self.col = _group_codes(counts, [column])[0] if column else np.zeros(self.n, dtype="int64")
+        if present_by:
+            self.group = _group_codes(counts, list(present_by))[0]
+            self.group_total = np.bincount(self.group, weights=self.x).astype("int64")
+        else:
+            self.group = np.zeros(self.n, dtype="int64")
+            self.group_total = np.full(1, np.iinfo("int64").max // 4)
+        self.by_row = _index(self.row)
+        self.by_col = _index(self.col)
+        self.grid = np.full((int(self.row.max(initial=-1)) + 1, int(self.col.max(initial=-1)) + 1), -1, dtype="int64")
+        self.grid[self.row, self.col] = np.arange(self.n)
+        if (self.grid >= 0).sum() != self.n:
+            raise ValueError("counts must have one atom per row and column of the grid")
+
+    # -- candidates ---------------------------------------------------------------------
+
+    def candidates(self, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Perturbations that may change cell ``k``: (atoms, coefficients), both (n, 4), -1 padded."""
+        atoms: list[np.ndarray] = []
+        coefs: list[np.ndarray] = []
+        inside = np.zeros(self.n, dtype=bool)
+        inside[self.members[k]] = True
+        for a in self.members[k][self.x[self.members[k]] >= 1]:
+            r, c = self.row[a], self.col[a]
+            # one person more (or fewer) in atom a
+            atoms.append(np.array([[a, -1, -1, -1]]))
+            coefs.append(np.array([[1, 0, 0, 0]]))
+            # move one person between a and another atom of its row or its column
+            partners = np.concatenate([self.by_row[r], self.by_col[c]])
+            partners = np.unique(partners[~inside[partners]])
+            if len(partners):
+                block = np.full((len(partners), 4), -1)
+                block[:, 0], block[:, 1] = a, partners
+                atoms.append(block)
+                coefs.append(np.tile([1, -1, 0, 0], (len(partners), 1)))
+            # a 2 x 2 rectangle: a and f up, b and e down (row and column totals unchanged)
+            others = self.by_col[c]
+            others = others[self.row[others] != r]
+            if not len(others):
+                continue
+            for b in self.by_row[r]:
+                if b == a:
+                    continue
+                f = self.grid[self.row[others], self.col[b]]
+                ok = f >= 0
+                if ok.any():
+                    m = int(ok.sum())
+                    atoms.append(np.stack([np.full(m, a), np.full(m, b), others[ok], f[ok]], axis=1))
+                    coefs.append(np.tile([1, -1, -1, 1], (m, 1)))
+        if not atoms:
+            return np.zeros((0, 4), dtype="int64"), np.zeros((0, 4), dtype="int64")
+        atoms_, coefs_ = np.concatenate(atoms).astype("int64"), np.concatenate(coefs).astype("int64")
+        # keep only those that change k and can move in at least one direction
+        valid = atoms_ >= 0
+        safe = np.where(valid, atoms_, 0)
+        coefs_ = np.where(valid, coefs_, 0)
+        changes = (np.where(inside[safe], coefs_, 0).sum(axis=1)) != 0
+        plus, minus = self._directions(safe, coefs_, valid)
+        keep = changes & (plus | minus)
+        return atoms_[keep], coefs_[keep]
+
+    def zigzags(self, k: int, neighbours: int = ZIGZAG_NEIGHBOURS) -> tuple[np.ndarray, np.ndarray]:
+        """Moves through three rows that keep every column total: +a(r, s) -b(r2, s) +c(r2, s2) -e(r1, s2).
+
+        Row r gains one person and row r1 loses one; row r2 only changes status. The far
+        end r1 is chosen among the rows from which moving one person into r would cost
+        least (its cells already suppressed, or shared with r); r2 is any row. Tried when
+        the simpler moves would suppress something new.
+        """
+        atoms: list[np.ndarray] = []
+        inside = np.zeros(self.n, dtype=bool)
+        inside[self.members[k]] = True
+        for a in self.members[k][self.x[self.members[k]] >= 1]:
+            r, c = self.row[a], self.col[a]
+            b = self.grid[:, c]
+            # what moving one person from each row's atom of column c into a would suppress
+            donors = b[(b >= 0) & (self.row[np.maximum(b, 0)] != r)]
+            if not len(donors):
+                continue
+            probe = np.full((len(donors), 4), -1)
+            probe[:, 0], probe[:, 1] = a, donors
+            _, cost, *_ = self.evaluate(k, probe, np.tile([1, -1, 0, 0], (len(donors), 1)))
+            near = self.row[donors[np.argsort(cost, kind="stable")[:neighbours]]]
+            for c2 in range(self.grid.shape[1]):
+                if c2 == c:
+                    continue
+                cc = self.grid[:, c2]
+                middle = np.flatnonzero((b >= 0) & (cc >= 0))
+                middle = middle[(middle != r) & (self.x[b[middle]] >= 1)]
+                for r1 in near:
+                    e = self.grid[r1, c2]
+                    if e < 0 or self.x[e] < 1:
+                        continue
+                    rows = middle[middle != r1]
+                    if len(rows):
+                        ends = np.full(len(rows), a), np.full(len(rows), e)
+                        atoms.append(np.stack([ends[0], b[rows], cc[rows], ends[1]], axis=1))
+        if not atoms:
+            return np.zeros((0, 4), dtype="int64"), np.zeros((0, 4), dtype="int64")
+        atoms_ = np.concatenate(atoms).astype("int64")
+        coefs = np.tile([1, -1, 1, -1], (len(atoms_), 1))
+        changes = np.where(inside[atoms_], coefs, 0).sum(axis=1) != 0
+        plus, minus = self._directions(atoms_, coefs, np.ones_like(atoms_, dtype=bool))
+        keep = changes & (plus | minus)
+        return atoms_[keep], coefs[keep]
+
+    # -- evaluation ---------------------------------------------------------------------
+
+    def _directions(self, safe: np.ndarray, coefs: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Whether counts + d and counts - d are valid: non-negative, every listed row kept."""
+        x = self.x[safe]
+        plus = ~((coefs < 0) & (x < 1)).any(axis=1)
+        minus = ~((coefs > 0) & (x < 1)).any(axis=1)
+        g = np.where(valid, self.group[safe], -1)
+        gdelta = _grouped_delta(g, coefs)
+        gtotal = self.group_total[np.where(valid, self.group[safe], 0)]
+        plus &= ~(valid & (gtotal + gdelta < 1)).any(axis=1)
+        minus &= ~(valid & (gtotal - gdelta < 1)).any(axis=1)
+        return plus, minus
+
+    def evaluate(self, k: int, atoms: np.ndarray, coefs: np.ndarray):
+        """For each candidate: does it change k, its cost, the cells it changes, its valid directions."""
+        valid = atoms >= 0
+        safe = np.where(valid, atoms, 0)
+        coefs = np.where(valid, coefs, 0)
+        plus, minus = self._directions(safe, coefs, valid)
+        # every table at once: cells (T, n, 4)
+        cells = np.where(valid[None], self.cell_of[:, safe], -1)
+        same = cells[:, :, :, None] == cells[:, :, None, :]
+        delta = (same * coefs[None, :, None, :]).sum(axis=3)
+        earlier = np.tril(np.ones((4, 4), dtype=bool), k=-1)
+        first = ~(same & earlier).any(axis=3)
+        hit = valid[None] & first & (delta != 0)
+        ids = np.where(hit, cells, 0)
+        changes_k = (hit & (cells == k)).any(axis=(0, 2))
+        free = hit & (cells != k) & ~self.suppressed[ids]
+        cost = np.where(free, self.weight[ids], 0.0).sum(axis=(0, 2))
+        cost += np.where(plus & minus, 0.0, ONE_SIDED_PENALTY)
+        usable = changes_k & (plus | minus)
+        touched = np.where(hit, cells, -1).transpose(1, 0, 2).reshape(len(atoms), -1)
+        return usable, cost, touched, plus, minus
+
+    def protect(self, k: int) -> Certificate:
+        atoms, coefs = self.candidates(k)
+        usable, cost, touched, plus, minus = self.evaluate(k, atoms, coefs)
+        if not usable.any():  # cannot happen: one person more in an atom of k always works
+            raise AssertionError(f"no perturbation protects cell {k}")
+        cost = np.where(usable, cost, np.inf)
+        if cost.min() > 0:  # something new would be suppressed: look further
+            more_atoms, more_coefs = self.zigzags(k)
+            if len(more_atoms):
+                more = self.evaluate(k, more_atoms, more_coefs)
+                atoms, coefs = np.concatenate([atoms, more_atoms]), np.concatenate([coefs, more_coefs])
+                usable, touched = np.concatenate([usable, more[0]]), np.concatenate([touched, more[2]])
+                plus, minus = np.concatenate([plus, more[3]]), np.concatenate([minus, more[4]])
+                cost = np.concatenate([cost, np.where(more[0], more[1], np.inf)])
+        best = int(np.argmin(cost))  # first of equals: candidates are in a fixed order
+        cells = touched[best][touched[best] >= 0]
+        self.suppressed[cells] = True
+        keep = atoms[best] >= 0
+        directions = tuple(d for d, ok in ((1, plus[best]), (-1, minus[best])) if ok)
+        return Certificate(self.tables[self.owner[k]].name, int(self.local[k]),
+                           tuple(int(a) for a in atoms[best][keep]), tuple(int(c) for c in coefs[best][keep]),
+                           directions)
+
+
+def _group_codes(frame: pd.DataFrame, by: list[str]) -> tuple[np.ndarray, pd.DataFrame]:
+    """Dense group numbers in sorted key order, and the keys (sorted)."""
+    keys = frame[by].drop_duplicates().sort_values(by, kind="stable").reset_index(drop=True)
+    codes = frame[by].merge(keys.reset_index(), on=by, how="left")["index"].to_numpy(dtype="int64")
+    return codes, keys
+
+
+def _index(codes: np.ndarray) -> dict[int, np.ndarray]:
+    order = np.argsort(codes, kind="stable")
+    out: dict[int, np.ndarray] = {}
+    for code in np.unique(codes):
+        out[int(code)] = order[codes[order] == code]
+    return out
+
+
+def _grouped_delta(ids: np.ndarray, coefs: np.ndarray) -> np.ndarray:
+    """For each position, the sum of the coefficients of the positions with the same id."""
+    same = ids[:, :, None] == ids[:, None, :]
+    return (same * coefs[:, None, :]).sum(axis=2)
+
+
+def suppress_counts(counts: pd.DataFrame, tables: Sequence[CountTable], *, value: str = "count",
+                    row: Sequence[str], column: str, present_by: Sequence[str] | None = None) -> Suppression:
+    """Decide which cells of the linked ``tables`` to suppress.
+
+    ``counts``: one row per atom, with the columns every table groups by and ``value``
+    (true, non-negative integer counts; zero atoms included). ``row`` and ``column`` lay
+    the atoms out in a grid (for the commissioner workbook: a row per organisation x
+    cohort x profession, a column per status) in which the 2 x 2 moves are sought.
+    ``present_by``: the grouping whose groups are listed only when they have at least one
+    person (so an alternative must keep each at one or more).
+
+    Returns, per table name, its cells (the ``by`` columns in sorted order, ``count``,
+    ``primary``, ``suppressed``) and a certificate per primary cell.
+    """
+    names = [t.name for t in tables]
+    if len(set(names)) != len(names):
+        raise ValueError(f"table names must be unique: {names}")
+    counts = counts.reset_index(drop=True)
+    problem = _Problem(counts, tables, value, row, column, present_by)
+    certificates = [problem.protect(k) for k in np.flatnonzero(problem.primary)]
+    out = {}
+    for t, spec in enumerate(tables):
+        frame = problem.frames[t]
+        span = slice(problem.offsets[t], problem.offsets[t] + len(frame))
+        frame["primary"] = problem.primary[span]
+        frame["suppressed"] = problem.suppressed[span]
+        out[spec.name] = frame
+    result = Suppression(out, certificates)
+    problems = audit(counts, tables, result, value=value, present_by=present_by)
+    if problems:  # the construction guarantees this never happens; refuse to publish if it does
+        raise AssertionError("disclosure audit failed: " + "; ".join(problems[:5]))
+    return result
+
+
+def audit(counts: pd.DataFrame, tables: Sequence[CountTable], result: Suppression, *, value: str = "count",
+          present_by: Sequence[str] | None = None) -> list[str]:
+    """Re-check every certificate against the final suppression; return the problems found.
+
+    A certificate holds when its perturbation changes its own cell, leaves every shown cell
+    of every table unchanged, and gives a valid alternative in each direction it claims.
+    """
+    counts = counts.reset_index(drop=True)
+    x = counts[value].to_numpy(dtype="int64")
+    problems = []
+    primaries = {(name, int(i)) for name, frame in result.tables.items()
+                 for i in np.flatnonzero(frame["primary"].to_numpy())}
+    covered = {(c.table, c.cell) for c in result.certificates}
+    for name, i in sorted(primaries - covered):
+        problems.append(f"{name} cell {i} has no certificate")
+    groups = _group_codes(counts, list(present_by))[0] if present_by else None
+    codes: dict[str, np.ndarray] = {}
+    for spec in tables:
+        frame = result.tables[spec.name]
+        if spec.by:
+            table_codes, keys = _group_codes(counts, list(spec.by))
+            if not keys.equals(frame[list(spec.by)].reset_index(drop=True)):
+                problems.append(f"{spec.name}: cells not in key order")
+                continue
+            codes[spec.name] = table_codes
+        else:
+            codes[spec.name] = np.zeros(len(counts), dtype="int64")
+    for cert in result.certificates:
+        d = np.zeros(len(counts), dtype="int64")
+        np.add.at(d, list(cert.atoms), list(cert.coefficients))
+        if not cert.directions:
+            problems.append(f"{cert.table} cell {cert.cell}: no valid direction")
+        for direction in cert.directions:
+            alt = x + direction * d
+            if (alt < 0).any():
+                problems.append(f"{cert.table} cell {cert.cell}: negative alternative")
+            if groups is not None and (np.bincount(groups, weights=alt) < 1).any():
+                problems.append(f"{cert.table} cell {cert.cell}: alternative empties a listed row")
+        for spec in tables:
+            if spec.name not in codes:
+                continue
+            frame = result.tables[spec.name]
+            delta = np.bincount(codes[spec.name], weights=d, minlength=len(frame))
+            if ((delta != 0) & ~frame["suppressed"].to_numpy()).any():
+                problems.append(f"{cert.table} cell {cert.cell}: changes a shown cell of {spec.name}")
+            if spec.name == cert.table and delta[cert.cell] == 0:
+                problems.append(f"{cert.table} cell {cert.cell}: does not change the cell")
+    return problems
+
+
+def suppress_rate(numerator: pd.Series, denominator: pd.Series, hidden: pd.Series | np.ndarray,
+                  *, scale: float = 100.0) -> pd.DataFrame:
+    """A rate from the true counts, suppressed when any count it is made from is suppressed.
+
+    ``hidden``: True where the numerator or the denominator is suppressed. Returns
+    ``rate`` (NaN where the denominator is 0) and ``suppressed``.
+    """
+    num = numerator.to_numpy(dtype="float64")
+    den = denominator.to_numpy(dtype="float64")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rate = np.where(den > 0, scale * num / den, np.nan)
+    return pd.DataFrame({"rate": rate, "suppressed": np.asarray(hidden, dtype=bool)}, index=numerator.index)
+
+
+__all__ = ["HIGH", "LOW", "Certificate", "CountTable", "Suppression", "audit", "is_primary", "suppress_counts",
+           "suppress_rate"]
