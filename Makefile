@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench serve clean-data setup
+.PHONY: run test bench serve clean-data setup system-deps
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,7 +24,19 @@ serve: $(STAMP)
 	$(BIN)/qi-pipeline demo
 	$(BIN)/qi-pipeline serve --demo
 
-test: $(STAMP)
+# LibreOffice checks that every workbook opens cleanly (SPEC 8); Debian's package, installed when missing.
+system-deps:
+	@command -v soffice >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing libreoffice-calc (used by the workbook tests)"; \
+	    DEBIAN_FRONTEND=noninteractive apt-get update -q >/dev/null && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends libreoffice-calc >/dev/null; \
+	  else \
+	    echo "LibreOffice (libreoffice-calc) is missing and cannot be installed here: the workbook tests will fail" \
+	         "(set QI_SKIP_LIBREOFFICE=1 to skip them on purpose)"; \
+	  fi; }
+
+test: $(STAMP) system-deps
 	$(BIN)/python -m pytest
 
 clean-data:

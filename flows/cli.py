@@ -50,7 +50,12 @@ def _run_flow(root: DataRoot, flow_name: str, **parameters: object) -> dict:
 
     configure_prefect(root.state)
     from transforms.publish import LockHeld
+    from transforms.run import check_environment
 
+    try:  # settings, key and reference data are checked before Prefect starts: a bad one is a quick exit 2
+        check_environment(root.root, demo=bool(parameters.get("demo")))
+    except UsageError as exc:
+        raise _fail(str(exc), 2) from None
     if flow_name == "nightly":
         from flows.nightly import nightly as target
     else:
@@ -84,8 +89,11 @@ def run(
         f"{summary['rows_rejected']} row(s) rejected; {len(summary['reports'])} commissioner and "
         f"{len(summary['feedback'])} feedback workbook(s) written under {root.reports}"
     )
+    if summary.get("data_docs"):
+        typer.echo(f"validation results (Data Docs): {summary['data_docs']}")
     if summary["outcome"] == "needs_attention":
-        typer.echo("Some files or rows were rejected: see data_quality_issues in the marts and data/quarantine/.")
+        typer.echo("Some files or rows were rejected: see data_quality_issues in the marts, the feedback workbooks "
+                   "and data/quarantine/.")
         raise typer.Exit(1)
 
 

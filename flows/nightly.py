@@ -109,6 +109,7 @@ def _markdown(summary: dict, outcome: steps.BuildOutcome) -> str:
         f"- marts: {'rebuilt and published' if outcome.built else 'unchanged'} ({outcome.publish_dir})",
         f"- commissioner workbooks written: {len(summary['reports'])}; feedback workbooks: {len(summary['feedback'])}",
         f"- deliveries: {summary.get('deliveries')}",
+        f"- validation results (Great Expectations Data Docs): {summary.get('data_docs') or 'not rebuilt (nothing new)'}",
     ]
     lines += [f"  - {p}" for p in summary["reports"]]
     return "\n".join(lines)

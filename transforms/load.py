@@ -248,6 +248,7 @@ class Build:
     tables: dict[str, pd.DataFrame]
     file_outcomes: pd.DataFrame  # sha256, rows_rejected, outcome
     held_measure_rows: int
+    gx_results: list
 
 
 def _with_files(frame: pd.DataFrame, files: pd.DataFrame) -> pd.DataFrame:
@@ -262,6 +263,7 @@ class Validated:
     checked: dict[str, pd.DataFrame]
     accepted: dict[str, pd.DataFrame]
     issues: pd.DataFrame  # the data_quality_issues shape
+    gx_results: list  # the raw GX results, for Data Docs
 
 
 def validate_rows(frames: dict[str, pd.DataFrame], parse_issues: pd.DataFrame, notes: pd.DataFrame,
@@ -283,24 +285,26 @@ def validate_rows(frames: dict[str, pd.DataFrame], parse_issues: pd.DataFrame, n
         return _merge_issues(_locate_issues(result_issues, checked, headers), parse[parse["dataset"].isin(names)], files)
 
     register = checks.register_checks(frames[PROJECT_REGISTER])
-    reg_issues = located(validate({PROJECT_REGISTER: register}, reference, run_name="register").issues,
-                         {PROJECT_REGISTER: register})
+    reg_result = validate({PROJECT_REGISTER: register}, reference, run_name="register")
+    reg_issues = located(reg_result.issues, {PROJECT_REGISTER: register})
     register_ok = _accepted(register, reg_issues)
     projects = marts.dim_project(register_ok)
     if known_projects is not None and len(known_projects):
         projects = pd.concat([known_projects[~known_projects["project_id"].isin(projects["project_id"])], projects])
 
     enrolment = checks.enrolment_checks(frames[ENROLMENT_RETURN], reference.cohorts)
+    enrolment = checks.project_registered_check(enrolment, projects["project_id"])
     measures = checks.measure_checks(frames[MEASURE_DATA], projects[["project_id", "measure_name", "measure_type"]])
     rest = {ENROLMENT_RETURN: enrolment, MEASURE_DATA: measures}
-    rest_issues = located(validate(rest, reference, run_name="rows").issues, rest)
+    rest_result = validate(rest, reference, run_name="rows")
+    rest_issues = located(rest_result.issues, rest)
     issues = pd.concat([reg_issues, rest_issues], ignore_index=True).sort_values(
         ["file_name", "sheet", "row", "column", "rule"], ignore_index=True
     )
     checked = {PROJECT_REGISTER: register, **rest}
     accepted = {PROJECT_REGISTER: register_ok, ENROLMENT_RETURN: _accepted(enrolment, rest_issues),
                 MEASURE_DATA: _accepted(measures, rest_issues)}
-    return Validated(checked, accepted, issues)
+    return Validated(checked, accepted, issues, reg_result.results + rest_result.results)
 
 
 def _accepted(frame: pd.DataFrame, issues: pd.DataFrame) -> pd.DataFrame:
@@ -363,7 +367,7 @@ def build(store: StagedStore, submissions: pd.DataFrame, reference: Reference, *
     )
     per_file = files[["sha256"]].copy()
     per_file["rows_rejected"] = per_file["sha256"].map(rejected_rows).fillna(0).astype("int64")
-    return Build(tables, per_file, int((~registered).sum())), all_issues
+    return Build(tables, per_file, int((~registered).sum()), validated.gx_results), all_issues
 
 
 def _rows_per_file(frames: dict[str, pd.DataFrame], issues: pd.DataFrame) -> pd.DataFrame:

@@ -48,11 +48,21 @@ class Run:
     new_files: list[str] = field(default_factory=list)
     staged_files: list[str] = field(default_factory=list)
     recorded: list[str] = field(default_factory=list)  # files whose outcome this run settled
+    docs_index: Path | None = None  # this run's Great Expectations Data Docs
     summary: dict = field(default_factory=dict)
 
     @property
     def current_period(self) -> str:
         return reporting_period_of(self.now)
+
+
+def check_environment(data_dir: Path | None, *, demo: bool) -> None:
+    """The checks ``open_run`` makes, without side effects: a quick exit 2 before Prefect starts."""
+    settings = Settings()
+    root = resolve_data_root(data_dir, settings)
+    load_reference(root.reference)
+    if settings.pseudonymisation_key is None and not demo:
+        pseudonymisation_key(settings, demo=False)
 
 
 def pseudonymisation_key(settings: Settings, *, demo: bool) -> bytes:
@@ -210,8 +220,20 @@ def build_and_publish(run: Run, *, until: datetime | None = None, marts_dir: Pat
     checkpoint("published")
     if record:
         _record_outcomes(run, result.file_outcomes, issues)
+        run.docs_index = _data_docs(run, result.gx_results)
     log.info("published %s (%d files, %d held measure rows)", folder.name, len(files), result.held_measure_rows)
     return BuildOutcome(True, folder, fp, result.tables, issues, reference)
+
+
+def _data_docs(run: Run, results: list) -> Path | None:
+    """This run's Data Docs under docs/ (the last 30 runs are kept); a failure here loses nothing."""
+    from expectations.docs import write_data_docs
+
+    try:
+        return write_data_docs(results, run.root.docs, run.run_id)
+    except Exception as exc:  # noqa: BLE001 - docs are a convenience: the run's data is already safe
+        log.warning("Data Docs not written: %s", f"{type(exc).__name__}: {exc}".splitlines()[0])
+        return None
 
 
 def _record_outcomes(run: Run, outcomes: pd.DataFrame, issues: pd.DataFrame) -> None:
@@ -270,6 +292,7 @@ def finish(run: Run, *, reports: list[Path], feedback: list[Path] = ()) -> dict:
         "reports": [str(p.relative_to(run.root.root)) for p in reports],
         "feedback": [str(p.relative_to(run.root.root)) for p in feedback],
         "demo": run.demo,
+        "data_docs": str(run.docs_index) if run.docs_index else None,
     }
     ledger = run.root.state / "runs.jsonl"
     with open(ledger, "a", encoding="utf-8") as handle:
