@@ -63,6 +63,31 @@ def in_list(column: str, values: list[str] | tuple[str, ...], *, rule: str, mess
                  statement or "One of: " + ", ".join(values) + ".")
 
 
+def organisation_known(org_codes: set[str]) -> Check:
+    """organisation_code must be in reference/organisations.csv (every dataset)."""
+    return in_list(
+        "organisation_code",
+        sorted(org_codes),
+        rule="organisation_known",
+        message="Organisation code {value} is not in the programme's list of organisations.",
+        fix="Use your organisation's code as given in the submission template.",
+        statement="A code from the programme's list of organisations.",
+    )
+
+
+def cohort_known(cohort_codes: set[str]) -> Check:
+    """cohort_code must be in reference/cohorts.csv (enrolment return and register)."""
+    cohorts = sorted(cohort_codes)
+    return in_list(
+        "cohort_code",
+        cohorts,
+        rule="cohort_known",
+        message="Cohort {value} is not a cohort of the programme.",
+        fix="Use a cohort code from the template's list, e.g. " + ", ".join(cohorts[-2:]) + ".",
+        statement="A code from the programme's list of cohorts.",
+    )
+
+
 def passes(flag: str, column: str, *, rule: str, message: str, fix: str, severity: Severity = "error",
            statement: str = "") -> Check:
     """A computed ``chk_*`` column (transforms/checks.py) must be True where it applies."""

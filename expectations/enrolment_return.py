@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from expectations.checks import Check, in_list, passes, required
+from expectations.checks import Check, cohort_known, in_list, organisation_known, passes, required
 from transforms.datasets import ENROLMENT_RETURN, ENROLMENT_STATUSES, PROFESSIONS
 from transforms.reference import Reference
 
@@ -10,7 +10,6 @@ DATASET = ENROLMENT_RETURN
 
 
 def build(reference: Reference) -> list[Check]:
-    cohorts = sorted(reference.cohort_codes)
     return [
         required("organisation_code", "Organisation code"),
         # GX never sees a staff ID: it checks the keyed participant_key instead.
@@ -20,22 +19,8 @@ def build(reference: Reference) -> list[Check]:
         required("cohort_code", "Cohort code"),
         required("enrolment_date", "Enrolment date"),
         required("status", "Status"),
-        in_list(
-            "organisation_code",
-            sorted(reference.org_codes),
-            rule="organisation_known",
-            message="Organisation code {value} is not in the programme's list of organisations.",
-            fix="Use your organisation's code as given in the submission template.",
-            statement="A code from the programme's list of organisations.",
-        ),
-        in_list(
-            "cohort_code",
-            cohorts,
-            rule="cohort_known",
-            message="Cohort {value} is not a cohort of the programme.",
-            fix="Use a cohort code from the template's list, e.g. " + ", ".join(cohorts[-2:]) + ".",
-            statement="A code from the programme's list of cohorts.",
-        ),
+        organisation_known(reference.org_codes),
+        cohort_known(reference.cohort_codes),
         in_list(
             "profession",
             PROFESSIONS,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from expectations.checks import Check, in_list, passes, required
+from expectations.checks import Check, cohort_known, in_list, organisation_known, passes, required
 from transforms.datasets import IMPROVEMENT_DIRECTIONS, MEASURE_TYPES, PROJECT_REGISTER, PROJECT_STATUSES
 from transforms.reference import Reference
 
@@ -20,22 +20,8 @@ def build(reference: Reference) -> list[Check]:
         required("measure_type", "Measure type"),
         required("improvement_direction", "Improvement direction"),
         required("status", "Status"),
-        in_list(
-            "organisation_code",
-            sorted(reference.org_codes),
-            rule="organisation_known",
-            message="Organisation code {value} is not in the programme's list of organisations.",
-            fix="Use your organisation's code as given in the submission template.",
-            statement="A code from the programme's list of organisations.",
-        ),
-        in_list(
-            "cohort_code",
-            sorted(reference.cohort_codes),
-            rule="cohort_known",
-            message="Cohort {value} is not a cohort of the programme.",
-            fix="Use a cohort code from the template's list.",
-            statement="A code from the programme's list of cohorts.",
-        ),
+        organisation_known(reference.org_codes),
+        cohort_known(reference.cohort_codes),
         in_list(
             "measure_type",
             MEASURE_TYPES,
