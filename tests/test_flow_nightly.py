@@ -162,3 +162,24 @@ def test_each_processed_file_gets_feedback_and_finals_go_to_the_outbox(demo_root
         assert message["To"]
         assert "@" in message["To"]
     assert second["deliveries"]["sent"] == [] and second["deliveries"]["written_to_outbox"] == []
+
+
+def test_submission_status_matches_when_each_organisation_sent(demo_root):
+    """on_time / late / missing per organisation and period, as the generator sent them (resends included)."""
+    root, truth, *_ = demo_root
+    status = mart(root, "mart_submission_status")
+    enrolment = status[status["dataset"] == "enrolment_return"].set_index(["organisation_code", "reporting_period"])
+    checked = 0
+    for org, periods in truth.submissions.items():
+        for period, sent in periods.items():
+            key = (org, period)
+            if sent == "not_sent":
+                assert key not in enrolment.index or enrolment.loc[key, "status"] in ("missing",), (key, sent)
+                continue
+            got = enrolment.loc[key, "status"]
+            if got == "rejected":  # the demo's file rejected whole that month
+                continue
+            assert got == sent, (key, sent, got)
+            checked += 1
+    assert checked > 50
+    assert (status["status"] == "missing").any()

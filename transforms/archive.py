@@ -42,6 +42,12 @@ MANIFEST_SCHEMA = pa.schema(
     ]
 )
 
+# The same bytes sent again under another name: not processed again (SPEC 4), but the
+# sender did send a return that month, so submission status counts it.
+RESEND_SCHEMA = pa.schema(
+    [("sha256", pa.string()), ("file_name", pa.string()), ("received_at", pa.timestamp("ms", tz="UTC"))]
+)
+
 LANDING_INDEX_SCHEMA = pa.schema(
     [("path", pa.string()), ("size", pa.int64()), ("mtime_ns", pa.int64()), ("sha256", pa.string())]
 )
@@ -104,11 +110,17 @@ class Archive:
         self.raw = raw
         self.manifest_path = raw / "manifest.parquet"
         self.index_path = state / "landing_index.parquet"
+        self.resends_path = raw / "resends.parquet"
         self.manifest = read_table(self.manifest_path, MANIFEST_SCHEMA) if self.manifest_path.exists() else empty_frame(MANIFEST_SCHEMA)
         self.index = (
             read_table(self.index_path, LANDING_INDEX_SCHEMA) if self.index_path.exists() else empty_frame(LANDING_INDEX_SCHEMA)
         )
+        self.resends = (
+            read_table(self.resends_path, RESEND_SCHEMA) if self.resends_path.exists() else empty_frame(RESEND_SCHEMA)
+        )
         self._known = set(self.manifest["sha256"])
+        self._sightings = set(zip(self.resends["sha256"], self.resends["file_name"], strict=True))
+        self._sightings |= set(zip(self.manifest["sha256"], self.manifest["file_name"], strict=True))
         self._index = {
             r.path: (r.size, r.mtime_ns, r.sha256) for r in self.index.itertuples(index=False)
         }
@@ -124,6 +136,17 @@ class Archive:
         digest = sha256_file(file.path)
         self._index[file.rel] = (file.size, file.mtime_ns, digest)
         return digest
+
+    def add_resend(self, file: LandingFile, sha256: str) -> bool:
+        """Note known bytes arriving under a new name; True when this sighting is new."""
+        if (sha256, file.rel) in self._sightings:
+            return False
+        self._sightings.add((sha256, file.rel))
+        row = pd.DataFrame([{"sha256": sha256, "file_name": file.rel,
+                             "received_at": pd.Timestamp(file.modified_at).tz_convert("UTC")}])
+        row = row.astype({"received_at": "datetime64[ms, UTC]"})
+        self.resends = row if self.resends.empty else pd.concat([self.resends, row], ignore_index=True)
+        return True
 
     def archive_bytes_path(self, sha256: str, suffix: str) -> Path:
         return self.raw / sha256[:2] / f"{sha256}{suffix.lower()}"
@@ -166,6 +189,7 @@ class Archive:
         new = pd.DataFrame([row]).astype({"received_at": "datetime64[ms, UTC]"})
         self.manifest = new if self.manifest.empty else pd.concat([self.manifest, new], ignore_index=True)
         self._known.add(sha256)
+        self._sightings.add((sha256, file_name))
         return target
 
     def path_of(self, sha256: str) -> Path:
@@ -180,6 +204,7 @@ class Archive:
     def save(self) -> None:
         """Persist the manifest (owner-only) and the landing index, each atomically."""
         write_table(self.manifest, self.manifest_path, MANIFEST_SCHEMA, mode=0o600)
+        write_table(self.resends, self.resends_path, RESEND_SCHEMA, mode=0o600)
         index = pd.DataFrame(
             [(p, s, m, h) for p, (s, m, h) in sorted(self._index.items())], columns=LANDING_INDEX_SCHEMA.names
         )

@@ -83,6 +83,7 @@ def ingest(root: DataRoot, archive: Archive, *, now: datetime, quiet_seconds: in
     for file in scan_landing(root.landing, now=now, quiet_seconds=quiet_seconds, seen_until=seen_until):
         digest = archive.hash_of(file)
         if archive.known(digest):
+            archive.add_resend(file, digest)
             continue
         archive.add(file.path, sha256=digest, kind="submission", file_name=file.rel,
                     received_at=file.modified_at, run_id=run_id)
@@ -325,7 +326,8 @@ def build(store: StagedStore, submissions: pd.DataFrame, reference: Reference, *
     and rule, with its location).
     """
     submissions = submissions.assign(reporting_period=[reporting_period_of(t) for t in submissions["received_at"]])
-    files = submissions[submissions["outcome"] != "rejected"]
+    resend = submissions["resend"].fillna(False).astype(bool) if "resend" in submissions else False
+    files = submissions[(submissions["outcome"] != "rejected") & ~resend]
     frames = {name: _with_files(store.tables[name], files) for name in DATASETS}
     checkpoint("validate")
     validated = validate_rows(frames, store.parse_issues, store.notes, files, reference)

@@ -304,7 +304,8 @@ def mart_submission_status(
                 else:
                     first = files["received_at"].min()
                     status = "on_time" if first <= due[period] else "late"
-                    counts = [per_file.loc[(sha, dataset)] for sha in files["sha256"] if (sha, dataset) in per_file.index]
+                    loaded = files[~files["resend"]] if "resend" in files else files
+                    counts = [per_file.loc[(sha, dataset)] for sha in loaded["sha256"] if (sha, dataset) in per_file.index]
                     received = int(sum(c["rows_received"] for c in counts))
                     rejected_rows = int(sum(c["rows_rejected"] for c in counts))
                 out.append({

@@ -152,12 +152,21 @@ def restage_all(run: Run) -> None:
     run.archive.save()
 
 
-def build_inputs(manifest: pd.DataFrame, until: datetime) -> pd.DataFrame:
-    """Manifest rows of the submissions a build as known at ``until`` includes (rejected ones too)."""
+def build_inputs(manifest: pd.DataFrame, until: datetime, resends: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Manifest rows of the submissions a build as known at ``until`` includes (rejected ones too).
+
+    Known bytes sent again under another name come as extra rows flagged ``resend``: they
+    count for submission status, never as rows.
+    """
     m = manifest
     keep = (m["kind"] == "submission") & (m["outcome"] != "pending") & ~m["retracted"].fillna(False)
     keep &= m["received_at"] <= pd.Timestamp(until)
-    return m[keep].sort_values(["received_at", "file_name"], ignore_index=True)
+    files = m[keep].assign(resend=False)
+    if resends is not None and len(resends):
+        seen = resends[resends["received_at"] <= pd.Timestamp(until)]
+        again = files.drop(columns=["file_name", "received_at"]).merge(seen, on="sha256").assign(resend=True)
+        files = pd.concat([files, again[files.columns]], ignore_index=True)
+    return files.sort_values(["received_at", "file_name"], ignore_index=True)
 
 
 def reference_at(run: Run, until: datetime) -> Reference:
@@ -178,8 +187,8 @@ def fingerprint(run: Run, files: pd.DataFrame, reference: Reference, current_per
     digest = hashlib.sha256()
     digest.update(f"{BUILD_VERSION}|{reference.sha256}|{load.key_fingerprint(run.key)}|{current_period}|"
                   f"{run.settings.due_day}".encode())
-    for sha, at in zip(files["sha256"], files["received_at"], strict=True):
-        digest.update(f"|{sha}@{at.isoformat()}".encode())
+    for sha, at, name in zip(files["sha256"], files["received_at"], files["file_name"], strict=True):
+        digest.update(f"|{sha}@{at.isoformat()}:{name}".encode())
     return digest.hexdigest()
 
 
@@ -203,7 +212,7 @@ def build_and_publish(run: Run, *, until: datetime | None = None, marts_dir: Pat
     until = until or run.now
     marts_dir = marts_dir or run.root.marts
     reference = reference_at(run, until) if until < run.now else run.reference
-    files = build_inputs(run.archive.manifest, until)
+    files = build_inputs(run.archive.manifest, until, run.archive.resends)
     current_period = reporting_period_of(until)
     fp = fingerprint(run, files, reference, current_period)
     current = current_build(marts_dir)
