@@ -99,3 +99,25 @@ def test_project_register_newest_row_wins():
     cols = ["project_id", "title", "source_sha256", "file_name", "source_row", "received_at"]
     rows = _rows([("P1", "Old", "f1", "a", 2, "2025-05-03"), ("P1", "New", "f2", "b", 2, "2025-06-01")], cols)
     assert marts.dim_project(rows)["title"].tolist() == ["New"]
+
+
+def test_participant_missing_from_the_newest_return_is_a_warning_on_that_return():
+    from transforms.load import absence_warnings
+
+    rows = _rows(
+        [
+            ("k1", "C25A", "RPA", "Nursing", "Active", "f1", "a.xlsx", 5, "2025-05-03", "2025-04"),
+            ("k2", "C25A", "RPA", "Nursing", "Completed", "f1", "a.xlsx", 6, "2025-05-03", "2025-04"),
+            ("k3", "C25A", "RPA", "Nursing", "Active", "f2", "b.xlsx", 2, "2025-06-03", "2025-05"),
+        ],
+        ENROL_COLS,
+    )
+    facts = marts.fct_enrolment(rows, rows)
+    files = pd.DataFrame({"sha256": ["f1", "f2"], "file_name": ["a.xlsx", "b.xlsx"],
+                          "reporting_period": ["2025-04", "2025-05"]})
+    warnings = absence_warnings(facts, rows, files)
+    # k1 (Active) is missing from b.xlsx; k2 left with Completed, so no warning.
+    assert warnings["source_sha256"].tolist() == ["f2"]
+    assert warnings["severity"].tolist() == ["warning"]
+    assert "a.xlsx, row 5" in warnings["message"].iloc[0]
+    assert warnings["value"].isna().all()  # no staff id quoted

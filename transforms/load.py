@@ -14,6 +14,7 @@ import hashlib
 import hmac
 import json
 import logging
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -193,27 +194,24 @@ def stage_pending(archive: Archive, store: StagedStore, reference: Reference, ke
     column_synonyms = default_column_synonyms(reference.column_synonyms)
     value_synonyms = default_value_synonyms(reference.value_synonyms)
     org_codes = reference.org_codes
-    staged: dict[str, list[pd.DataFrame]] = {}
-    issues: list[pd.DataFrame] = []
-    notes: list[pd.DataFrame] = []
+    # Rows are gathered per dataset and typed once at the end: per-file pandas work costs
+    # more than reading the file.
+    raw: dict[str, list[pd.DataFrame]] = {}
+    issue_rows: list[dict] = []
+    note_rows: list[tuple[str, str, str, str]] = []
     for row in pending.itertuples(index=False):
         result = stage_file(archive.raw / row.archive_path, sha256=row.sha256, column_synonyms=column_synonyms,
                             value_synonyms=value_synonyms)
         orgs: list[str] = []
         for name, frame in result.tables.items():
-            frame = frame.drop(columns=[c for c in PERSONAL_DROPPED if c in frame.columns])
-            if name == ENROLMENT_RETURN:
-                frame = key_participants(frame, key)
             if "organisation_code" in frame.columns:
-                orgs += [o for o in frame["organisation_code"] if o]
-            staged.setdefault(name, []).append(_conform(frame, STAGED_SCHEMAS[name]))
-        if result.issues:
-            issues.append(_conform(pd.DataFrame(result.issues).assign(source_sha256=row.sha256), PARSE_ISSUE_SCHEMA))
-        file_notes = [("skipped_sheet", s, r) for s, r in result.skipped_sheets]
-        file_notes += [("unknown_column", s, f"{d}: {h}") for s, d, h in result.unknown_columns]
-        file_notes += [("header", s, json.dumps({"dataset": d, "columns": c}, sort_keys=True)) for s, d, c in result.headers]
-        if file_notes:
-            notes.append(pd.DataFrame(file_notes, columns=["kind", "sheet", "text"]).assign(source_sha256=row.sha256)[NOTE_SCHEMA.names])
+                orgs += [o for o in frame["organisation_code"] if isinstance(o, str) and o]
+            raw.setdefault(name, []).append(frame)
+        issue_rows += [{**issue, "source_sha256": row.sha256} for issue in result.issues]
+        note_rows += [(row.sha256, "skipped_sheet", s, r) for s, r in result.skipped_sheets]
+        note_rows += [(row.sha256, "unknown_column", s, f"{d}: {h}") for s, d, h in result.unknown_columns]
+        note_rows += [(row.sha256, "header", s, json.dumps({"dataset": d, "columns": c}, sort_keys=True))
+                      for s, d, c in result.headers]
         organisation = _organisation_of(orgs, row.file_name, org_codes)
         rows = sum(len(f) for f in result.tables.values())
         archive.update(
@@ -227,6 +225,16 @@ def stage_pending(archive: Archive, store: StagedStore, reference: Reference, ke
         if result.rejection:
             log.warning("rejected %s: %s", row.file_name, result.rejection)
         checkpoint("stage")
+    staged: dict[str, list[pd.DataFrame]] = {}
+    for name, frames in raw.items():
+        frame = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+        frame = frame.drop(columns=[c for c in PERSONAL_DROPPED if c in frame.columns])
+        if name == ENROLMENT_RETURN:
+            frame = key_participants(frame, key)
+        staged[name] = [_conform(frame, STAGED_SCHEMAS[name])]
+    issues = [_conform(pd.DataFrame(issue_rows), PARSE_ISSUE_SCHEMA)] if issue_rows else []
+    notes = [pd.DataFrame(note_rows, columns=["source_sha256", "kind", "sheet", "text"])[NOTE_SCHEMA.names]] \
+        if note_rows else []
     store.replace_files(set(pending["sha256"]), staged, issues, notes)
     return list(pending["sha256"])
 
@@ -234,7 +242,9 @@ def stage_pending(archive: Archive, store: StagedStore, reference: Reference, ke
 def _organisation_of(codes: list[str], file_name: str, known: set[str]) -> str:
     """The sender: the rows' organisation_code, else the nearest folder named after one, else unknown."""
     if codes:
-        return pd.Series(codes).mode().iloc[0]
+        counts = Counter(codes)
+        top = max(counts.values())
+        return min(code for code, n in counts.items() if n == top)  # the most frequent; a tie, the first in order
     for part in reversed(Path(file_name).parts[:-1]):
         if part.upper() in known:
             return part.upper()
@@ -343,6 +353,7 @@ def build(store: StagedStore, submissions: pd.DataFrame, reference: Reference, *
     periods = periods_between(min(first, current_period), current_period)
     measure = marts.fct_measure(history)
     enrolment_facts = marts.fct_enrolment(enrol_ok, enrolment)
+    all_issues = pd.concat([all_issues, absence_warnings(enrolment_facts, enrolment, files)], ignore_index=True)
     tables = {
         "dim_organisation": marts.dim_organisation(reference.organisations),
         "dim_cohort": marts.dim_cohort(reference.cohorts),
@@ -370,6 +381,37 @@ def build(store: StagedStore, submissions: pd.DataFrame, reference: Reference, *
     per_file = files[["sha256"]].copy()
     per_file["rows_rejected"] = per_file["sha256"].map(rejected_rows).fillna(0).astype("int64")
     return Build(tables, per_file, int((~registered).sum()), validated.gx_results), all_issues
+
+
+def absence_warnings(facts: pd.DataFrame, returns: pd.DataFrame, files: pd.DataFrame) -> pd.DataFrame:
+    """A warning on each organisation's newest return for every participant missing from it
+    without a leaving status (SPEC 3.4), pointing at where they were last reported."""
+    columns = marts.SCHEMAS["data_quality_issues"].names
+    missing = facts[facts["absent_from_latest_return"] & facts["status"].isin(["Enrolled", "Active"])]
+    if missing.empty:
+        return pd.DataFrame(columns=columns)
+    newest = (returns.sort_values(marts.ORDER_KEYS, kind="stable")
+              .drop_duplicates(subset=["organisation_code"], keep="last")
+              .set_index("organisation_code")["source_sha256"])
+    meta = files.set_index("sha256")
+    rows = []
+    for fact in missing.itertuples(index=False):
+        sha = newest.get(fact.organisation_code)
+        if sha is None:
+            continue
+        last = meta.loc[fact.source_sha256, "file_name"]
+        where = f"{last}" + (f", sheet {fact.source_sheet!r}" if fact.source_sheet else "") + f", row {fact.source_row}"
+        rows.append({
+            "source_sha256": sha, "file_name": meta.loc[sha, "file_name"], "organisation_code": fact.organisation_code,
+            "reporting_period": meta.loc[sha, "reporting_period"], "dataset": ENROLMENT_RETURN, "sheet": "", "row": 0,
+            "column": "staff_id", "source_column": None, "rule": "participant_missing_from_return",
+            "severity": "warning", "value": None,
+            "message": f"A participant ({fact.cohort_code}, last reported as {fact.status} in {where}) is not in "
+                       "this return.",
+            "fix": "Each return is your full list: add them back, or send their row with status Completed, "
+                   "Withdrawn or Deferred and the date it happened.",
+        })
+    return pd.DataFrame(rows, columns=columns).astype({"row": "int64"})
 
 
 def _rows_per_file(frames: dict[str, pd.DataFrame], issues: pd.DataFrame) -> pd.DataFrame:
