@@ -503,7 +503,9 @@ def deliver(messages: Iterable[Message | None], *, settings: Settings, root: Dat
         report.results.append(_deliver_one(message, settings=settings, root=root, ledger=ledger, attempts=attempts,
                                            backoff=backoff, sleep=sleep, clock=clock, timeout=timeout))
     for line in report.lines():
-        (log.warning if line.startswith("FAILED") else log.info)(line)
+        (log.warning if line.startswith("FAILED") else log.debug)(line)
+    if report.sent or report.written:
+        log.info("delivered %d message(s) by e-mail and wrote %d to the outbox", len(report.sent), len(report.written))
     return report
 
 

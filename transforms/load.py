@@ -185,7 +185,7 @@ def key_participants(frame: pd.DataFrame, key: bytes) -> pd.DataFrame:
 def stage_pending(archive: Archive, store: StagedStore, reference: Reference, key: bytes) -> list[str]:
     """Read every archived submission still ``pending`` into the staged store; return their hashes."""
     from transforms.normalise import default_value_synonyms
-    from transforms.staging import stage_file
+    from transforms.staging import TypedColumns, stage_file, staged_frame
     from transforms.tables import default_column_synonyms
 
     pending = archive.manifest[(archive.manifest["kind"] == "submission") & (archive.manifest["outcome"] == "pending")]
@@ -196,38 +196,38 @@ def stage_pending(archive: Archive, store: StagedStore, reference: Reference, ke
     org_codes = reference.org_codes
     # Rows are gathered per dataset and typed once at the end: per-file pandas work costs
     # more than reading the file.
-    raw: dict[str, list[pd.DataFrame]] = {}
+    raw: dict[str, list[TypedColumns]] = {}
     issue_rows: list[dict] = []
     note_rows: list[tuple[str, str, str, str]] = []
     for row in pending.itertuples(index=False):
         result = stage_file(archive.raw / row.archive_path, sha256=row.sha256, column_synonyms=column_synonyms,
-                            value_synonyms=value_synonyms)
+                            value_synonyms=value_synonyms, frames=False)
         orgs: list[str] = []
-        for name, frame in result.tables.items():
-            if "organisation_code" in frame.columns:
-                orgs += [o for o in frame["organisation_code"] if isinstance(o, str) and o]
-            raw.setdefault(name, []).append(frame)
+        for name, parts in result.columns.items():
+            for typed, _ in parts:
+                orgs += [o for o in typed.get("organisation_code", ()) if isinstance(o, str) and o]
+            raw.setdefault(name, []).extend(parts)
         issue_rows += [{**issue, "source_sha256": row.sha256} for issue in result.issues]
         note_rows += [(row.sha256, "skipped_sheet", s, r) for s, r in result.skipped_sheets]
         note_rows += [(row.sha256, "unknown_column", s, f"{d}: {h}") for s, d, h in result.unknown_columns]
         note_rows += [(row.sha256, "header", s, json.dumps({"dataset": d, "columns": c}, sort_keys=True))
                       for s, d, c in result.headers]
         organisation = _organisation_of(orgs, row.file_name, org_codes)
-        rows = sum(len(f) for f in result.tables.values())
+        rows = sum(n for parts in result.columns.values() for _, n in parts)
         archive.update(
             row.sha256,
             organisation_code=organisation,
-            datasets=",".join(sorted(result.tables)),
+            datasets=",".join(sorted(result.columns)),
             outcome="rejected" if result.rejection else "staged",
             reason=result.rejection,
             rows_received=rows,
         )
         if result.rejection:
-            log.warning("rejected %s: %s", row.file_name, result.rejection)
+            log.info("rejected %s: %s", row.file_name, result.rejection)
         checkpoint("stage")
     staged: dict[str, list[pd.DataFrame]] = {}
-    for name, frames in raw.items():
-        frame = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+    for name, parts in raw.items():
+        frame = staged_frame(name, parts)
         frame = frame.drop(columns=[c for c in PERSONAL_DROPPED if c in frame.columns])
         if name == ENROLMENT_RETURN:
             frame = key_participants(frame, key)

@@ -141,8 +141,8 @@ def restage_all(run: Run) -> None:
     import shutil
 
     m = run.archive.manifest
-    if not (m["kind"] == "submission").any():
-        return
+    if not ((m["kind"] == "submission") & (m["outcome"] != "pending")).any():
+        return  # nothing was staged before: nothing to redo
     log.info("staged store missing or out of date: staging every archived submission again")
     shutil.rmtree(run.root.staged, ignore_errors=True)
     run.root.staged.mkdir(parents=True, exist_ok=True)
