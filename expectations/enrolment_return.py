@@ -87,7 +87,7 @@ def build(reference: Reference) -> list[Check]:
             "chk_unique_in_file",
             "staff_id",
             rule="duplicate_participant",
-            message="This participant appears more than once for the same cohort in this file; the first row was used.",
+            message="This participant appears more than once for the same cohort in this file: only the first copy counts, so this row was not loaded.",
             fix="Keep one row per participant per cohort.",
             statement="One row per participant (organisation, staff ID) per cohort in a file.",
         ),

@@ -76,7 +76,7 @@ def build(reference: Reference) -> list[Check]:
             "chk_unique_in_file",
             "period",
             rule="duplicate_measure_value",
-            message="There is more than one value for this project, measure and period in this file; the first was used.",
+            message="There is more than one value for this project, measure and period in this file: only the first counts, so this row was not loaded.",
             fix="Keep one row per project, measure and period.",
             statement="One value per project, measure and period in a file.",
         ),

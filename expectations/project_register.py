@@ -47,7 +47,7 @@ def build(reference: Reference) -> list[Check]:
             "chk_unique_in_file",
             "project_id",
             rule="duplicate_project",
-            message="Project {value} appears more than once in this file; the first row was used.",
+            message="Project {value} appears more than once in this file: only the first copy counts, so this row was not loaded.",
             fix="Keep one row per project.",
             statement="Unique: one row per project in a file.",
         ),

@@ -197,7 +197,8 @@ def validate(
         for note in result.notes:
             typer.echo(f"  note: {note}")
         for r in issues.itertuples(index=False):
-            where = (f"sheet {r.sheet!r}, " if r.sheet else "") + f"row {r.row}, column {r.source_column or r.column!r}"
+            column = r.source_column if isinstance(r.source_column, str) else r.column
+            where = (f"sheet {r.sheet!r}, " if r.sheet else "") + f"row {r.row}, column {column!r}"
             value = f" = {r.value!r}" if r.value is not None and not pd.isna(r.value) else ""
             typer.echo(f"  {r.severity.upper()}: {where}{value}: {r.message} Fix: {r.fix}")
     if errors:

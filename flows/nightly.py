@@ -48,7 +48,7 @@ def write_reports(run: steps.Run, outcome: steps.BuildOutcome) -> tuple[list[Pat
     for period, provisional in due:
         paths = write_period_reports(run.root.reports, tables, run.reference, period=period,
                                      provisional=provisional, produced_at=run.now, data_as_of=run.now)
-        steps.mark_reports(run, period, provisional)
+        steps.mark_reports(run, period, provisional, paths)
         written += paths
         finals += [] if provisional else paths
     return written, finals

@@ -47,6 +47,14 @@ SEVERITY_ORDER = {"file": 0, "error": 1, "warning": 2}
 _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 
 
+_EMAIL = re.compile(r"[^\s@<>()\[\],;:\"']+@[^\s@<>()\[\],;:\"']+\.[A-Za-z]{2,}")
+
+
+def without_emails(text: str) -> str:
+    """Header text is the sender's own, but an e-mail address in it never goes back in a workbook."""
+    return _EMAIL.sub("[e-mail address removed]", text)
+
+
 def feedback_path(reports_dir: Path, period: str, organisation_code: str | None, file_name: str, sha256: str) -> Path:
     """``<reports>/<period>/feedback/<org>_<file stem>_<sha8>_feedback.xlsx``, safe on any file system."""
     org = _UNSAFE_NAME.sub("_", (organisation_code or "UNKNOWN").strip()).strip("._") or "UNKNOWN"
@@ -219,7 +227,7 @@ def build_feedback_workbook(path: Path, *, file_name: str, organisation_code: st
     skipped_table = pd.DataFrame({
         "What": [NOTE_KINDS.get(k, k) if isinstance(k, str) else NOT_AVAILABLE for k in skipped["kind"]],
         "Sheet": [s if isinstance(s, str) and s else NOT_APPLICABLE for s in skipped["sheet"]],
-        "Detail": [t if isinstance(t, str) and t else NOT_AVAILABLE for t in skipped["text"]],
+        "Detail": [without_emails(t) if isinstance(t, str) and t else NOT_AVAILABLE for t in skipped["text"]],
     })
     if skipped_table.empty:
         skipped_table = pd.DataFrame({"What": ["Nothing"], "Sheet": [NOT_APPLICABLE],

@@ -4,6 +4,7 @@ import subprocess
 import sys
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -145,3 +146,21 @@ def test_same_person_in_two_returns_gets_one_key():
     assert "staff_id" not in keyed.columns
     assert key_participants(frame, b"other")["participant_key"][0] != keyed["participant_key"][0]
     assert keyed["chk_staff_id_format"].tolist() == [True, True, True, False]
+
+
+def test_odd_landing_entries_never_stop_a_run(tmp_path):
+    """A name that is not UTF-8 is archived under a readable name; a named pipe is skipped, not read."""
+    landing, raw, state = tmp_path / "landing", tmp_path / "raw", tmp_path / "state"
+    raw.mkdir()
+    state.mkdir()
+    odd = _touch(Path(os.fsdecode(bytes(landing / "RPA") + b"/Caf\xe9 return.csv")), b"organisation_code\nRPA\n")
+    os.mkfifo(landing / "RPA" / "pipe.csv")
+    found = scan_landing(landing, now=datetime.now(UTC), quiet_seconds=0, seen_until=None)
+    assert [f.rel for f in found] == ["RPA/Caf\ufffd return.csv"]
+    archive = Archive(raw, state)
+    digest = archive.hash_of(found[0])
+    archive.add(found[0].path, sha256=digest, kind="submission", file_name=found[0].rel,
+                received_at=found[0].modified_at, run_id="r1")
+    archive.save()  # the manifest takes the name
+    assert Archive(raw, state).known(digest)
+    assert odd.exists()

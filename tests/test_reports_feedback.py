@@ -194,3 +194,24 @@ def test_without_libreoffice_the_check_fails_loudly(monkeypatch):
     monkeypatch.setenv("QI_SKIP_LIBREOFFICE", "1")
     with pytest.raises(pytest.skip.Exception, match="SKIPPED ON PURPOSE"):
         _libreoffice.soffice()
+
+
+def test_an_email_in_a_sender_header_never_goes_back_in_the_feedback(tmp_path):
+    import zipfile
+    from datetime import UTC, datetime
+
+    from reports.feedback import build_feedback_workbook
+
+    notes = pd.DataFrame({"kind": ["unknown_column"], "sheet": ["Staff"],
+                          "text": ["enrolment_return: Completed by jane.doe@example.nhs.uk"]})
+    path = build_feedback_workbook(
+        tmp_path / "fb.xlsx", file_name="RPA return.xlsx", organisation_code="RPA",
+        received_at=datetime(2026, 11, 3, tzinfo=UTC), outcome="accepted", reason=None,
+        counts={"rows_received": 1, "rows_accepted": 1, "rows_rejected": 0, "warnings": 0},
+        issues=pd.DataFrame(columns=["dataset", "sheet", "row", "column", "source_column", "rule", "severity",
+                                     "value", "message", "fix"]),
+        notes=notes)
+    with zipfile.ZipFile(path) as book:
+        text = " ".join(book.read(n).decode("utf-8", "replace") for n in book.namelist())
+    assert "jane.doe" not in text
+    assert "Completed by [e-mail address removed]" in text

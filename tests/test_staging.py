@@ -368,3 +368,14 @@ class TestFindTable:
         rows = [[f"line {i}"] for i in range(30)] + [["project_id", "measure_name", "period"]]
         assert find_table(self.grid(rows), self.synonyms) is None
         assert find_table(self.grid(rows[1:]), self.synonyms).header_row == 30
+
+
+def test_only_a_bare_total_row_is_left_out():
+    """'Total falls' is a measure and 'Totally ...' a title: data. 'Total' alone at the end is not."""
+    header = ["measure_name", "project_id", "period", "value"]
+    rows = [header,
+            ["Total falls", "RPA-2025-001", "2025-04-01", 3],
+            ["Totally safe discharges", "RPA-2025-002", "2025-04-01", 5],
+            ["Total:", None, None, 8]]
+    table = find_table(SheetGrid(sheet="S", visible=True, rows=rows), default_column_synonyms())
+    assert [r for r, _ in table.rows] == [2, 3]

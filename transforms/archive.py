@@ -13,6 +13,7 @@ import hashlib
 import os
 import shutil
 import tempfile
+from stat import S_ISREG
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -76,6 +77,14 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+def display_name(name: str) -> str:
+    """A file name as text: bytes that are not UTF-8 (a name made on another system) shown as U+FFFD.
+
+    The manifest and every report hold this name; the file itself is read by its real path.
+    """
+    return os.fsencode(name).decode("utf-8", "replace")
+
+
 def scan_landing(landing: Path, *, now: datetime, quiet_seconds: int, seen_until: datetime | None) -> list[LandingFile]:
     """Files in ``landing`` ready to take, oldest first.
 
@@ -94,12 +103,15 @@ def scan_landing(landing: Path, *, now: datetime, quiet_seconds: int, seen_until
                 stat = path.stat()
             except FileNotFoundError:
                 continue
+            if not S_ISREG(stat.st_mode):  # a pipe or device would hang the run that reads it
+                continue
             modified = datetime.fromtimestamp(stat.st_mtime_ns / 1e9, tz=UTC)
             if (now - modified).total_seconds() < quiet_seconds:
                 continue
             if seen_until is not None and modified > seen_until:
                 continue
-            found.append(LandingFile(path, path.relative_to(landing).as_posix(), stat.st_size, stat.st_mtime_ns))
+            found.append(LandingFile(path, display_name(path.relative_to(landing).as_posix()), stat.st_size,
+                                     stat.st_mtime_ns))
     return sorted(found, key=lambda f: (f.mtime_ns, f.rel))
 
 
@@ -110,6 +122,7 @@ class Archive:
         self.raw = raw
         self.manifest_path = raw / "manifest.parquet"
         self.index_path = state / "landing_index.parquet"
+        self._unsynced_dirs: set[Path] = set()
         self.resends_path = raw / "resends.parquet"
         self.manifest = read_table(self.manifest_path, MANIFEST_SCHEMA) if self.manifest_path.exists() else empty_frame(MANIFEST_SCHEMA)
         self.index = (
@@ -124,6 +137,35 @@ class Archive:
         self._index = {
             r.path: (r.size, r.mtime_ns, r.sha256) for r in self.index.itertuples(index=False)
         }
+
+    # Rows added and updates made are kept aside and applied in one go when the manifest is
+    # next read: a pandas concat or .loc per file made a run over n files cost O(n^2).
+    @property
+    def manifest(self) -> pd.DataFrame:
+        """One row per archived file (MANIFEST_SCHEMA's columns)."""
+        if self._added or self._updates:
+            self._apply_pending()
+        return self._manifest
+
+    @manifest.setter
+    def manifest(self, frame: pd.DataFrame) -> None:
+        self._manifest = frame
+        self._added: list[dict] = []
+        self._updates: dict[str, dict[str, object]] = {}
+
+    def _apply_pending(self) -> None:
+        if self._added:
+            new = pd.DataFrame(self._added).astype({"received_at": "datetime64[ms, UTC]"})
+            self._added = []
+            self._manifest = new if self._manifest.empty else pd.concat([self._manifest, new], ignore_index=True)
+        if self._updates:
+            updates, self._updates = self._updates, {}
+            shas = self._manifest["sha256"]
+            for column in dict.fromkeys(c for values in updates.values() for c in values):
+                by_sha = {sha: values[column] for sha, values in updates.items() if column in values}
+                mask = shas.isin(list(by_sha))
+                if mask.any():
+                    self._manifest.loc[mask, column] = shas[mask].map(by_sha)
 
     def known(self, sha256: str) -> bool:
         return sha256 in self._known
@@ -168,7 +210,7 @@ class Archive:
             except BaseException:
                 Path(tmp).unlink(missing_ok=True)
                 raise
-            fsync_dir(target.parent)
+            self._unsynced_dirs.add(target.parent)  # fsynced once each, before the manifest is saved
         row = {
             "sha256": sha256,
             "kind": kind,
@@ -186,8 +228,8 @@ class Archive:
             "retracted": False,
             "retracted_reason": None,
         }
-        new = pd.DataFrame([row]).astype({"received_at": "datetime64[ms, UTC]"})
-        self.manifest = new if self.manifest.empty else pd.concat([self.manifest, new], ignore_index=True)
+        self._updates.pop(sha256, None)
+        self._added.append(row)
         self._known.add(sha256)
         self._sightings.add((sha256, file_name))
         return target
@@ -197,12 +239,13 @@ class Archive:
         return self.raw / rel
 
     def update(self, sha256: str, **values: object) -> None:
-        mask = self.manifest["sha256"] == sha256
-        for column, value in values.items():
-            self.manifest.loc[mask, column] = value
+        self._updates.setdefault(sha256, {}).update(values)
 
     def save(self) -> None:
         """Persist the manifest (owner-only) and the landing index, each atomically."""
+        for folder in sorted(self._unsynced_dirs):  # the archived files' names are durable first
+            fsync_dir(folder)
+        self._unsynced_dirs.clear()
         write_table(self.manifest, self.manifest_path, MANIFEST_SCHEMA, mode=0o600)
         write_table(self.resends, self.resends_path, RESEND_SCHEMA, mode=0o600)
         index = pd.DataFrame(

@@ -94,8 +94,11 @@ def measure_checks(frame: pd.DataFrame, primary: pd.DataFrame) -> pd.DataFrame:
     out["chk_period_not_future"] = _rule(out["period"].notna(), out["period"] <= received_day)
     out["chk_unique_in_file"] = _duplicate_in_file(out, ["project_id", "measure_name", "period"])
     # Warning: a percentage series whose values all look like proportions (0-1).
-    series = out.assign(_v=effective, _pct=pct).groupby(["source_sha256", "project_id", "measure_name"], dropna=False)
-    looks = series["_v"].transform(lambda s: bool(s.notna().any() and (s.dropna() <= 1).all() and (s.dropna() > 0).any()))
+    # (Per series: some value, none above 1 and one above 0; as flags, so no Python per group.)
+    present = effective.notna()
+    series = out.assign(_any=present, _over=present & (effective > 1), _pos=present & (effective > 0)).groupby(
+        ["source_sha256", "project_id", "measure_name"], dropna=False)
+    looks = series["_any"].transform("any") & ~series["_over"].transform("any") & series["_pos"].transform("any")
     out["chk_not_proportion"] = _rule(pct & effective.notna(), ~looks.astype(bool))
     out["chk_no_period_gap"] = period_gap_check(out)
     out["value"] = effective

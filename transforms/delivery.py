@@ -244,29 +244,71 @@ def headline_from_workbook(path: Path, *, measures: Sequence[str] | None = None,
     the same body. ``measures`` picks rows by label; else the first ``limit`` rows.
     Empty when the workbook has no headline table.
     """
-    from openpyxl import load_workbook
-
-    book = load_workbook(path, data_only=True)
-    try:
-        for sheet in book.worksheets:
-            if "headline" in sheet.tables:
-                rows = list(sheet[sheet.tables["headline"].ref])
-                break
-        else:
-            return {}
-    finally:
-        book.close()
+    rows = _table_values(path, "headline")
+    if rows is None:
+        return {}
     figures: dict[str, int | str] = {}
-    for label_cell, value_cell, *_ in rows[1:]:
-        value = value_cell.value
+    for label, value, *_ in rows[1:]:
         if value is None:
             value = "[x]"
         elif isinstance(value, float) and value.is_integer():
             value = int(value)
-        figures[str(label_cell.value)] = value if isinstance(value, int) else str(value)
+        figures[str(label)] = value if isinstance(value, int) else str(value)
     if measures is not None:
         return {m: figures[m] for m in measures if m in figures}
     return dict(list(figures.items())[:limit])
+
+
+def _table_values(path: Path, name: str) -> list[list[object]] | None:
+    """The cells of the Excel table ``name`` (header row first; blank cells None), or None.
+
+    Its sheet and range come from the table parts; its cached values from python-calamine,
+    which reads that one sheet: loading the whole workbook (a run chart per project) with
+    openpyxl took seconds.
+    """
+    import posixpath
+    import zipfile
+    from xml.etree import ElementTree
+
+    import python_calamine
+
+    from transforms.read import _column_index, _sheet_paths
+
+    with zipfile.ZipFile(path) as zf:
+        names = set(zf.namelist())
+        found = None
+        for sheet, member in _sheet_paths(zf, names).items():
+            folder, base = posixpath.split(member)
+            rels = posixpath.join(folder, "_rels", base + ".rels")
+            if rels not in names:
+                continue
+            for rel in ElementTree.fromstring(zf.read(rels)):
+                target = rel.get("Target", "")
+                if not rel.get("Type", "").endswith("/table"):
+                    continue
+                part = target.lstrip("/") if target.startswith("/") else posixpath.normpath(posixpath.join(folder, target))
+                if part in names:
+                    table = ElementTree.fromstring(zf.read(part))
+                    if name in (table.get("name"), table.get("displayName")):
+                        found = (sheet, table.get("ref", ""))
+                        break
+            if found:
+                break
+    if found is None:
+        return None
+    sheet, ref = found
+    match = re.fullmatch(r"([A-Z]{1,3})([0-9]+):([A-Z]{1,3})([0-9]+)", ref)
+    if match is None:
+        return None
+    first_col, last_col = _column_index(match[1].encode()), _column_index(match[3].encode())
+    first_row, last_row = int(match[2]) - 1, int(match[4]) - 1
+    with python_calamine.CalamineWorkbook.from_path(str(path)) as book:
+        grid = book.get_sheet_by_name(sheet).to_python(skip_empty_area=False)
+    out = []
+    for r in range(first_row, last_row + 1):
+        cells = grid[r] if r < len(grid) else []
+        out.append([None if c >= len(cells) or cells[c] == "" else cells[c] for c in range(first_col, last_col + 1)])
+    return out
 
 
 def changes_since(previous: Mapping[str, int | str] | None, current: Mapping[str, int | str],

@@ -547,6 +547,7 @@ class _OrgSim:
     domain: str
 
 
+TEAM_SIZES = (2, 3, 3, 4)  # project team sizes drawn from: about one project per three participants
 _ID_FORMATS = ("A#####", "1######", "B######", "C#####", "E#####", "VF####", "RC####", "K#####")
 
 
@@ -651,7 +652,7 @@ def _revise(tpl: _Template, pt: _Point, rng: random.Random) -> _Point:
 
 
 def _simulate_org(org: _Org, cohorts: list[_Cohort], alloc: dict[tuple[str, str], int],
-                  seed: int, long_form: bool) -> _OrgSim:
+                  seed: int, long_form: bool, team_sizes: tuple[int, ...] = TEAM_SIZES) -> _OrgSim:
     """Everyone one organisation ever enrols, their teams and projects, for all cohorts."""
     rng = random.Random(f"{seed}/{org.code}/sim")
     id_format = "A#####" if org.type == "lead trust" else _ID_FORMATS[1 + (org.index - 1) % (len(_ID_FORMATS) - 1)]
@@ -700,7 +701,7 @@ def _simulate_org(org: _Org, cohorts: list[_Cohort], alloc: dict[tuple[str, str]
             rng.shuffle(group)
             i = 0
             while i < len(group):
-                size = rng.choice((2, 3, 3, 4))
+                size = rng.choice(team_sizes)
                 teams.append((is_sw, group[i:i + size]))
                 i += size
         for is_sw, members in teams:
@@ -1790,17 +1791,21 @@ def _plan_rejects(periods: list[int], orgs: list[_Org], receipts: dict[str, dict
 
 def generate(landing: Path, reference: Path, *, scale: float = 1.0, months: int = 36,
              end_period: str | None = None, seed: int = DEFAULT_SEED,
-             orgs: list[str] | None = None) -> DemoTruth:
+             orgs: list[str] | None = None, team_sizes: tuple[int, ...] = TEAM_SIZES) -> DemoTruth:
     """Write ``months`` reporting periods of synthetic submissions ending at ``end_period``
     (default: last month) into ``landing/<ORG>/<YYYY-MM>/`` and return what was written.
 
     ``scale`` multiplies participants and projects; ``orgs`` limits the organisations (codes
-    from ``reference/organisations.csv``). Same arguments, same bytes.
+    from ``reference/organisations.csv``); ``team_sizes`` are the project team sizes drawn
+    from (their mean sets projects per participant; the benchmark uses it). Same arguments,
+    same bytes.
     """
     if months < 1:
         raise ValueError("months must be at least 1")
     if not scale > 0:
         raise ValueError("scale must be greater than 0")
+    if not team_sizes or min(team_sizes) < 1:
+        raise ValueError("team_sizes must be positive whole numbers")
     now = datetime.now(UTC)
     this_mo = _mo(now.year, now.month)
     end_mo = this_mo - 1 if end_period is None else _parse_period(end_period)
@@ -1817,7 +1822,8 @@ def generate(landing: Path, reference: Path, *, scale: float = 1.0, months: int 
     periods = list(range(end_mo - months + 1, end_mo + 1))
     styles = _assign_styles(all_orgs)
     alloc = _allocation(all_orgs, cohorts, scale)
-    sims = {o.code: _simulate_org(o, cohorts, alloc, seed, styles[o.code].meas_cols is not None) for o in chosen}
+    sims = {o.code: _simulate_org(o, cohorts, alloc, seed, styles[o.code].meas_cols is not None, tuple(team_sizes))
+            for o in chosen}
     receipts = {o.code: _receipts(o, periods, seed) for o in chosen}
     problems = _plan_problems(periods, chosen, sims, styles, receipts, seed)
     rejects = _plan_rejects(periods, chosen, receipts)

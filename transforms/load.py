@@ -38,6 +38,8 @@ _ARROW = {"code": pa.string(), "text": pa.string(), "category": pa.string(), "pe
 LINEAGE = [("source_sha256", pa.string()), ("source_sheet", pa.string()), ("source_row", pa.int64()),
            ("source_column", pa.string())]
 PERSONAL_DROPPED = ("first_name", "surname", "email", "mentor")
+NO_DATA_ROWS = ("The file has column headers but no rows of data, so nothing was loaded. "
+                "Send it again with your rows filled in.")
 # Bump when staging code changes what a file becomes: the archive is staged again.
 STAGING_VERSION = "1"
 
@@ -214,6 +216,9 @@ def stage_pending(archive: Archive, store: StagedStore, reference: Reference, ke
                       for s, d, c in result.headers]
         organisation = _organisation_of(orgs, row.file_name, org_codes)
         rows = sum(n for parts in result.columns.values() for _, n in parts)
+        if not result.rejection and rows == 0:
+            # An empty enrolment return would say everyone left: never take it as a return.
+            result.rejection = NO_DATA_ROWS
         archive.update(
             row.sha256,
             organisation_code=organisation,
@@ -226,8 +231,8 @@ def stage_pending(archive: Archive, store: StagedStore, reference: Reference, ke
             log.info("rejected %s: %s", row.file_name, result.rejection)
         checkpoint("stage")
     staged: dict[str, list[pd.DataFrame]] = {}
-    for name, parts in raw.items():
-        frame = staged_frame(name, parts)
+    for name in list(raw):
+        frame = staged_frame(name, raw.pop(name))  # (memory: each dataset's cells go once typed)
         frame = frame.drop(columns=[c for c in PERSONAL_DROPPED if c in frame.columns])
         if name == ENROLMENT_RETURN:
             frame = key_participants(frame, key)
@@ -240,7 +245,8 @@ def stage_pending(archive: Archive, store: StagedStore, reference: Reference, ke
 
 
 def _organisation_of(codes: list[str], file_name: str, known: set[str]) -> str:
-    """The sender: the rows' organisation_code, else the nearest folder named after one, else unknown."""
+    """The sender: the rows' (known) organisation_code, else the nearest folder named after one, else unknown."""
+    codes = [c for c in codes if c in known]
     if codes:
         counts = Counter(codes)
         top = max(counts.values())
@@ -339,8 +345,14 @@ def build(store: StagedStore, submissions: pd.DataFrame, reference: Reference, *
     resend = submissions["resend"].fillna(False).astype(bool) if "resend" in submissions else False
     files = submissions[(submissions["outcome"] != "rejected") & ~resend]
     frames = {name: _with_files(store.tables[name], files) for name in DATASETS}
+    parse_issues, notes = store.parse_issues, store.notes
+    del store  # (memory: the marts are built from the validated rows; a build holds every row several times)
     checkpoint("validate")
-    validated = validate_rows(frames, store.parse_issues, store.notes, files, reference)
+    validated = validate_rows(frames, parse_issues, notes, files, reference)
+    # Rows rejected per file count errors, all found by validation (absence warnings come later).
+    file_rows = _rows_per_file(frames, validated.issues)
+    del frames
+    validated.checked.pop(MEASURE_DATA)  # the accepted measure rows are a copy
     all_issues = validated.issues
     enrolment = validated.checked[ENROLMENT_RETURN]
     enrol_ok = validated.accepted[ENROLMENT_RETURN]
@@ -367,7 +379,7 @@ def build(store: StagedStore, submissions: pd.DataFrame, reference: Reference, *
         "mart_spc_points": outcomes.build_spc_points(projects, measure),
         "data_quality_issues": all_issues,
         "mart_submission_status": marts.mart_submission_status(
-            submissions, _rows_per_file(frames, all_issues), enrolment_facts, projects, reference.cohorts, periods,
+            submissions, file_rows, enrolment_facts, projects, reference.cohorts, periods,
             {p: pd.Timestamp(due_at(p, due_day)) for p in periods},
         ),
     }
@@ -390,9 +402,10 @@ def absence_warnings(facts: pd.DataFrame, returns: pd.DataFrame, files: pd.DataF
     missing = facts[facts["absent_from_latest_return"] & facts["status"].isin(["Enrolled", "Active"])]
     if missing.empty:
         return pd.DataFrame(columns=columns)
-    newest = (returns.sort_values(marts.ORDER_KEYS, kind="stable")
-              .drop_duplicates(subset=["organisation_code"], keep="last")
-              .set_index("organisation_code")["source_sha256"])
+    last_rows = (returns.sort_values(marts.ORDER_KEYS, kind="stable")
+                 .drop_duplicates(subset=["organisation_code"], keep="last")
+                 .set_index("organisation_code"))
+    newest, newest_sheet = last_rows["source_sha256"], last_rows["source_sheet"].fillna("")
     meta = files.set_index("sha256")
     rows = []
     for fact in missing.itertuples(index=False):
@@ -403,7 +416,8 @@ def absence_warnings(facts: pd.DataFrame, returns: pd.DataFrame, files: pd.DataF
         where = f"{last}" + (f", sheet {fact.source_sheet!r}" if fact.source_sheet else "") + f", row {fact.source_row}"
         rows.append({
             "source_sha256": sha, "file_name": meta.loc[sha, "file_name"], "organisation_code": fact.organisation_code,
-            "reporting_period": meta.loc[sha, "reporting_period"], "dataset": ENROLMENT_RETURN, "sheet": "", "row": 0,
+            "reporting_period": meta.loc[sha, "reporting_period"], "dataset": ENROLMENT_RETURN,
+            "sheet": newest_sheet[fact.organisation_code], "row": 0,  # row 0: the participant has no row here
             "column": "staff_id", "source_column": None, "rule": "participant_missing_from_return",
             "severity": "warning", "value": None,
             "message": f"A participant ({fact.cohort_code}, last reported as {fact.status} in {where}) is not in "
@@ -415,9 +429,14 @@ def absence_warnings(facts: pd.DataFrame, returns: pd.DataFrame, files: pd.DataF
 
 
 def _rows_per_file(frames: dict[str, pd.DataFrame], issues: pd.DataFrame) -> pd.DataFrame:
-    """sha256 x dataset: rows received and rows rejected (with at least one error)."""
+    """sha256 x dataset: rows received and rows rejected (with at least one error).
+
+    Both count spreadsheet rows (file, sheet, row), so a wide measure row holding twelve
+    periods is one row received, as it is one row rejected.
+    """
     received = pd.concat(
-        [f.groupby("source_sha256").size().rename("rows_received").reset_index().assign(dataset=n)
+        [f[["source_sha256", "source_sheet", "source_row"]].drop_duplicates().groupby("source_sha256").size()
+         .rename("rows_received").reset_index().assign(dataset=n)
          for n, f in frames.items() if len(f)] or [pd.DataFrame(columns=["source_sha256", "rows_received", "dataset"])],
         ignore_index=True,
     )
@@ -442,7 +461,7 @@ def _locate_issues(issues: pd.DataFrame, frames: dict[str, pd.DataFrame], notes:
         located = sub.join(rows[["source_sha256", "source_sheet", "source_row", "source_column"]], on="_row_id")
         # The sender's own header: the wide-form period header for a value, else the header row's.
         located["source_column"] = [
-            wide if (c == "value" and isinstance(wide, str)) else headers.get((sha, sheet or "", name), {}).get(c)
+            wide if (c in ("value", "period") and isinstance(wide, str)) else headers.get((sha, sheet or "", name), {}).get(c)
             for c, wide, sha, sheet in zip(located["column"], located["source_column"], located["source_sha256"],
                                            located["source_sheet"], strict=True)
         ]
@@ -513,7 +532,7 @@ def check_files(paths: list[Path], reference: Reference, *, known_projects: pd.D
     """Stage and validate ``paths`` as if received now; nothing is written anywhere."""
     import os
 
-    from transforms.archive import sha256_file
+    from transforms.archive import display_name, sha256_file
     from transforms.normalise import default_value_synonyms
     from transforms.staging import stage_file
     from transforms.tables import default_column_synonyms
@@ -530,8 +549,10 @@ def check_files(paths: list[Path], reference: Reference, *, known_projects: pd.D
         result = stage_file(path, sha256=tag, column_synonyms=column_synonyms, value_synonyms=value_synonyms)
         extra = [f"sheet {s!r} skipped: {r}" for s, r in result.skipped_sheets]
         extra += [f"sheet {s!r}: column {h!r} not recognised, ignored" for s, _, h in result.unknown_columns]
-        results[tag] = (path, result.rejection, extra)
         rows_of[tag] = sum(len(f) for f in result.tables.values())
+        if not result.rejection and rows_of[tag] == 0:
+            result.rejection = NO_DATA_ROWS
+        results[tag] = (path, result.rejection, extra)
         for name, frame in result.tables.items():
             frame = frame.drop(columns=[c for c in PERSONAL_DROPPED if c in frame.columns])
             if name == ENROLMENT_RETURN:
@@ -543,7 +564,7 @@ def check_files(paths: list[Path], reference: Reference, *, known_projects: pd.D
             notes.append(pd.DataFrame(
                 [("header", s, json.dumps({"dataset": d, "columns": c}, sort_keys=True)) for s, d, c in result.headers],
                 columns=["kind", "sheet", "text"]).assign(source_sha256=tag)[NOTE_SCHEMA.names])
-        files.append({"sha256": tag, "file_name": str(path), "organisation_code": None,
+        files.append({"sha256": tag, "file_name": display_name(str(path)), "organisation_code": None,
                       "received_at": pd.Timestamp(now), "reporting_period": reporting_period_of(now)})
     frame_of = {
         name: pd.concat(staged[name], ignore_index=True) if name in staged else empty_frame(STAGED_SCHEMAS[name])

@@ -279,38 +279,48 @@ def mart_submission_status(
     cohort_span = cohorts.set_index("code")[["start_date", "end_date"]]
     enrolled = enrolment[["organisation_code", "cohort_code"]].drop_duplicates()
     enrolled = enrolled.join(cohort_span, on="cohort_code")
-    subs = submissions.assign(_datasets=submissions["datasets"].fillna("").str.split(","))
-    per_file = rows.set_index(["sha256", "dataset"])
+    # Plain Python over the files, bucketed once by (period, organisation): pandas filtering
+    # per period x organisation x dataset cost seconds for a few thousand small frames.
+    resends = submissions["resend"] if "resend" in submissions.columns else pd.Series(False, index=submissions.index)
+    by_org: dict[tuple[str, str], list[tuple]] = {}
+    for record in zip(submissions["reporting_period"], submissions["organisation_code"], submissions["sha256"],
+                      submissions["outcome"], submissions["received_at"],
+                      submissions["datasets"].fillna("").str.split(","), resends, strict=True):
+        by_org.setdefault((record[0], record[1]), []).append(record)
+    senders: dict[str, set[str]] = {}
+    for period, org in by_org:
+        if not pd.isna(org):
+            senders.setdefault(period, set()).add(org)
+    per_file = {(sha, dataset): (int(received), int(rejected)) for sha, dataset, received, rejected in zip(
+        rows["sha256"], rows["dataset"], rows["rows_received"], rows["rows_rejected"], strict=True)}
     for period in periods:
         start, end = pd.Timestamp(period_start(period)), pd.Timestamp(period_end(period))
         running = set(enrolled.loc[(enrolled["start_date"] <= end) & (enrolled["end_date"] >= start), "organisation_code"])
-        in_period = subs[subs["reporting_period"] == period]
-        orgs = sorted(set(in_period["organisation_code"].dropna()) | running | active_projects)
+        orgs = sorted(senders.get(period, set()) | running | active_projects)
         for org in orgs:
-            sent = in_period[in_period["organisation_code"] == org]
-            rejected = sent[sent["outcome"] == "rejected"]
+            sent = by_org.get((period, org), [])
+            rejected = [f for f in sent if f[3] == "rejected"]
             for dataset in DATASETS:
-                files = sent[[dataset in d for d in sent["_datasets"]]]
+                files = [f for f in sent if dataset in f[5] and f[3] != "rejected"]
                 expected = org in (running if dataset == "enrolment_return" else active_projects)
-                if files.empty:
-                    if not rejected.empty:
+                if not files:
+                    if rejected:
                         status = "rejected"
                     elif expected:
                         status = "missing"
                     else:
                         continue
-                    first = rejected["received_at"].min() if not rejected.empty else pd.NaT
+                    first = min(f[4] for f in rejected) if rejected else pd.NaT
                     received = rejected_rows = 0
                 else:
-                    first = files["received_at"].min()
+                    first = min(f[4] for f in files)
                     status = "on_time" if first <= due[period] else "late"
-                    loaded = files[~files["resend"]] if "resend" in files else files
-                    counts = [per_file.loc[(sha, dataset)] for sha in loaded["sha256"] if (sha, dataset) in per_file.index]
-                    received = int(sum(c["rows_received"] for c in counts))
-                    rejected_rows = int(sum(c["rows_rejected"] for c in counts))
+                    counts = [per_file[(f[2], dataset)] for f in files if not f[6] and (f[2], dataset) in per_file]
+                    received = sum(c[0] for c in counts)
+                    rejected_rows = sum(c[1] for c in counts)
                 out.append({
                     "reporting_period": period, "organisation_code": org, "dataset": dataset, "status": status,
-                    "files": int(len(files) if not files.empty else len(rejected)), "rows_received": received,
+                    "files": len(files) if files else len(rejected), "rows_received": received,
                     "rows_accepted": received - rejected_rows, "rows_rejected": rejected_rows, "first_received_at": first,
                 })
     frame = pd.DataFrame(out, columns=columns)

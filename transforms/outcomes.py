@@ -276,16 +276,19 @@ def _primary_series(dim_project: pd.DataFrame, fct_measure: pd.DataFrame):
     """Yield (project row, its primary measure's rows in period order) for every project."""
     _require(dim_project, PROJECT_COLUMNS, "dim_project")
     _require(fct_measure, MEASURE_COLUMNS, "fct_measure")
-    measures = fct_measure
+    # Only each project's primary measure is analysed: leave the other series out first.
+    primary = pd.MultiIndex.from_frame(dim_project[["project_id", "measure_name"]])
+    measures = fct_measure[pd.MultiIndex.from_frame(fct_measure[["project_id", "measure_name"]]).isin(primary)]
     if "received_at" in measures.columns:  # one value per period: the newest (SPEC 4)
         measures = measures.sort_values("received_at", kind="stable")
     measures = measures.drop_duplicates(subset=["project_id", "measure_name", "period"], keep="last")
+    measures = measures.sort_values(["project_id", "measure_name", "period"], kind="stable")  # once, not per series
     groups = {key: rows for key, rows in measures.groupby(["project_id", "measure_name"], sort=False)}
     for project in dim_project.sort_values("project_id", kind="stable").itertuples(index=False):
         rows = groups.get((project.project_id, project.measure_name))
         if rows is None or rows.empty:
             continue
-        yield project, rows.sort_values("period", kind="stable").reset_index(drop=True)
+        yield project, rows.reset_index(drop=True)
 
 
 def _analyse(project, rows: pd.DataFrame) -> SeriesAnalysis:

@@ -50,6 +50,7 @@ class Run:
     recorded: list[str] = field(default_factory=list)  # files whose outcome this run settled
     docs_index: Path | None = None  # this run's Great Expectations Data Docs
     summary: dict = field(default_factory=dict)
+    build_fingerprint: str | None = None  # the current publish's build, once build_and_publish has run
 
     @property
     def current_period(self) -> str:
@@ -215,13 +216,16 @@ def build_and_publish(run: Run, *, until: datetime | None = None, marts_dir: Pat
     files = build_inputs(run.archive.manifest, until, run.archive.resends)
     current_period = reporting_period_of(until)
     fp = fingerprint(run, files, reference, current_period)
+    if marts_dir == run.root.marts:
+        run.build_fingerprint = fp
     current = current_build(marts_dir)
     unrecorded = record and (run.archive.manifest["outcome"] == "staged").any()
     if current and current.get("fingerprint") == fp and not unrecorded:
         log.info("nothing changed since publish %s: marts left as they are", current["publish_id"])
         return BuildOutcome(False, marts_dir / "current", fp, reference=reference)
-    store = load.StagedStore.open(run.root.staged)
-    result, issues = load.build(store, files, reference, current_period=current_period, due_day=run.settings.due_day)
+    # The store goes straight into build (no reference kept here), which lets go of it once read.
+    result, issues = load.build(load.StagedStore.open(run.root.staged), files, reference, current_period=current_period,
+                                due_day=run.settings.due_day)
     info = {"publish_id": f"{run.now:%Y%m%dT%H%M%S}-{fp[:10]}", "fingerprint": fp, "run_id": run.run_id,
             "built_at": run.now.isoformat(), "known_at": until.isoformat(), "current_period": current_period,
             "files": len(files), "reference_sha256": reference.sha256}
@@ -320,22 +324,46 @@ __all__ = ["Run", "UsageError", "open_run"]
 
 
 def reports_due(run: Run) -> list[tuple[str, bool]]:
-    """(period, provisional) pairs this nightly run writes: the final period once, the provisional one always."""
+    """(period, provisional) pairs this nightly run writes: the final period once; the provisional
+    one whenever the marts changed since its workbooks were written (or they are gone)."""
     final, provisional = report_periods(run)
     ledger = _report_ledger(run)
     due = [] if ledger.get(final) == "final" else [(final, False)]
-    if provisional:
+    if provisional and not _provisional_current(run, provisional):
         due.append((provisional, True))
     return due
 
 
-def mark_reports(run: Run, period: str, provisional: bool) -> None:
+def mark_reports(run: Run, period: str, provisional: bool, paths: list[Path] | None = None) -> None:
     ledger = _report_ledger(run)
     if not provisional:
         ledger[period] = "final"
     else:
         ledger.setdefault(period, "provisional")
     atomic_write_bytes(run.root.state / "reports.json", json.dumps(ledger, indent=2, sort_keys=True).encode())
+    if provisional and paths is not None and run.build_fingerprint:
+        written = _provisional_ledger(run)
+        # Relative to the data root, which may be moved.
+        written[period] = {"fingerprint": run.build_fingerprint,
+                           "paths": sorted(os.path.relpath(p, run.root.root) for p in paths)}
+        atomic_write_bytes(_provisional_ledger_path(run), json.dumps(written, indent=2, sort_keys=True).encode())
+
+
+def _provisional_ledger_path(run: Run) -> Path:
+    return run.root.state / "provisional_reports.json"
+
+
+def _provisional_ledger(run: Run) -> dict[str, dict]:
+    path = _provisional_ledger_path(run)
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def _provisional_current(run: Run, period: str) -> bool:
+    """True when ``period``'s provisional workbooks were written from the build now published
+    and are all still there: writing them again would only change their 'produced at'."""
+    entry = _provisional_ledger(run).get(period)
+    return bool(entry and run.build_fingerprint and entry.get("fingerprint") == run.build_fingerprint
+                and entry.get("paths") and all((run.root.root / p).exists() for p in entry["paths"]))
 
 
 def report_status(run: Run, period: str) -> str | None:

@@ -14,6 +14,7 @@ rows, null for long form).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,6 +50,10 @@ SKIP_EMPTY = "empty sheet"
 SKIP_NO_DATASET = "no recognisable dataset (instructions or lists?)"
 
 
+# One table's typed cells: canonical column (and lineage column) -> values, and its row count.
+TypedColumns = tuple[dict[str, list[object]], int]
+
+
 @dataclass
 class StagedFile:
     """What staging made of one file: typed frames by dataset, cell issues, skipped sheets,
@@ -61,6 +66,8 @@ class StagedFile:
     # (sheet, dataset, canonical column -> the sender's header), to name columns as the sender did.
     headers: list[tuple[str, str, dict[str, str]]] = field(default_factory=list)
     rejection: str | None = None
+    # The rows of ``tables`` before they become frames: dataset -> one entry per table.
+    columns: dict[str, list[TypedColumns]] = field(default_factory=dict)
 
 
 def staged_columns(dataset: str) -> list[str]:
@@ -83,8 +90,14 @@ def stage_file(
     sha256: str,
     column_synonyms: dict[str, dict[str, str]] | None = None,
     value_synonyms: dict[str, dict[str, str]] | None = None,
+    frames: bool = True,
 ) -> StagedFile:
-    """Read, find and type every dataset table in the file at ``path``. Never raises for bad input."""
+    """Read, find and type every dataset table in the file at ``path``. Never raises for bad input.
+
+    With ``frames=False`` only ``columns`` is filled, not ``tables``: for a caller that
+    gathers many files' rows and makes one frame per dataset with ``staged_frame``
+    (building a DataFrame per file costs more than reading the file).
+    """
     column_synonyms = column_synonyms if column_synonyms is not None else default_column_synonyms()
     value_synonyms = value_synonyms if value_synonyms is not None else default_value_synonyms()
     try:
@@ -116,16 +129,28 @@ def stage_file(
         staged.rejection = "; ".join(missing)
         return staged
 
-    frames: dict[str, list[pd.DataFrame]] = {}
     for grid, table in found:
-        frame, issues = _stage_table(grid, table, sha256, value_synonyms)
-        frames.setdefault(table.dataset, []).append(frame)
+        typed, n, issues = _stage_columns(grid, table, sha256, value_synonyms)
+        staged.columns.setdefault(table.dataset, []).append((typed, n))
         staged.issues += issues
-    staged.tables = {
-        name: parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True)
-        for name, parts in frames.items()
-    }
+    if frames:
+        staged.tables = {name: staged_frame(name, parts) for name, parts in staged.columns.items()}
     return staged
+
+
+def staged_frame(dataset: str, parts: list[TypedColumns]) -> pd.DataFrame:
+    """One typed frame of ``dataset`` from the typed columns of one or more tables, in order."""
+    if len(parts) == 1:
+        return _frame(dataset, *parts[0])
+    merged: dict[str, list[object]] = {}
+    for name in staged_columns(dataset):
+        if any(name in typed for typed, _ in parts):
+            values: list[object] = []
+            for typed, n in parts:
+                part = typed.get(name)
+                values.extend(part if part is not None else [None] * n)
+            merged[name] = values
+    return _frame(dataset, merged, sum(n for _, n in parts))
 
 
 def _missing_columns_reason(table: FoundTable) -> str:
@@ -203,6 +228,11 @@ def _typed_column(table: FoundTable, grid: SheetGrid, name: str, index: int,
         percent = grid.percent_cells
         for row, cells in table.rows:
             raw = cells[index] if index < len(cells) else None
+            # parse_number's commonest case, without the call: a plain number, not %-formatted.
+            if (raw.__class__ is float or raw.__class__ is int) and (not percent or (row, index) not in percent) \
+                    and math.isfinite(raw):
+                out.append(float(raw))
+                continue
             value = parse_number(raw, percent_formatted=(row, index) in percent)
             if value is INVALID:
                 issues.append(_issue(table, row, name, source, "invalid_number", raw))
@@ -256,6 +286,13 @@ def _frame(dataset: str, columns: dict[str, list[object]], n: int) -> pd.DataFra
 def _stage_table(grid: SheetGrid, table: FoundTable, sha256: str,
                  value_synonyms: dict[str, dict[str, str]]) -> tuple[pd.DataFrame, list[dict]]:
     """One found table -> its typed frame (wide measure form melted to long) and its cell issues."""
+    typed, n, issues = _stage_columns(grid, table, sha256, value_synonyms)
+    return _frame(table.dataset, typed, n), issues
+
+
+def _stage_columns(grid: SheetGrid, table: FoundTable, sha256: str,
+                   value_synonyms: dict[str, dict[str, str]]) -> tuple[dict[str, list[object]], int, list[dict]]:
+    """One found table -> its typed columns (wide measure form melted to long), rows and cell issues."""
     issues: list[dict] = []
     typed = {
         name: _typed_column(table, grid, name, index, value_synonyms, issues)
@@ -271,7 +308,7 @@ def _stage_table(grid: SheetGrid, table: FoundTable, sha256: str,
     typed["source_sheet"] = [table.sheet] * n
     typed["source_row"] = row_numbers
     issues.sort(key=lambda i: (i["row"], table.columns.get(i["column"], -1), i["source_column"]))
-    return _frame(table.dataset, typed, n), issues
+    return typed, n, issues
 
 
 def _melt_wide(grid: SheetGrid, table: FoundTable, typed: dict[str, list[object]],

@@ -20,6 +20,21 @@ class SchemaError(Exception):
     """A table does not match its declared schema."""
 
 
+def _lean_arrow_memory() -> None:
+    """Arrow memory from jemalloc, when this pyarrow has it and nobody chose otherwise: it
+    hands freed memory back, where the default (mimalloc) keeps it, so a run's peak memory
+    is lower (a build at twice the benchmark's default size: 1.25 GiB instead of 1.4)."""
+    if "ARROW_DEFAULT_MEMORY_POOL" in os.environ:
+        return
+    try:
+        pa.set_memory_pool(pa.jemalloc_memory_pool())
+    except NotImplementedError:  # built without jemalloc
+        pass
+
+
+_lean_arrow_memory()
+
+
 def fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:

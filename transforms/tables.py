@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import pandas as pd
 
@@ -29,7 +30,9 @@ _PERIOD_SERIAL_RANGE = (32874, 73050)
 _WIDE_FORM_ONLY = ("period", "value", "numerator", "denominator")
 _BRACKETED = re.compile(r"\([^)]*\)|\[[^\]]*\]")
 _NOTE_PREFIXES = ("note", "source", "*")
-_TOTAL_PREFIXES = ("total", "grand total")
+# A total row's first cell is just "Total" (or "Totals", "Grand total", "Total:"): a measure
+# called "Total falls" or a title "Totally reliable handover" is data.
+_TOTAL_CELL = re.compile(r"(grand\s+)?totals?\s*:?")
 
 
 @dataclass
@@ -114,6 +117,27 @@ class _Candidate:
         return sum(1 for c in datasets.BY_NAME[self.dataset].signature if c in present)
 
 
+# The same headers (and the same values) recur in every file: normalise each once.
+@lru_cache(maxsize=1 << 16, typed=True)
+def _cached_key(cell: object) -> str:
+    return normalise_header(cell)
+
+
+def _header_key(cell: object) -> str:
+    if cell is None:
+        return ""
+    try:
+        return _cached_key(cell)
+    except TypeError:  # unhashable: not a cell a reader returns, but never fail on it
+        return normalise_header(cell)
+
+
+@lru_cache(maxsize=1 << 16)
+def _bare_key(text: str) -> str:
+    """'Enrolment date (dd/mm/yyyy)' -> 'enrolment date'."""
+    return normalise_header(_BRACKETED.sub(" ", text))
+
+
 def _match_header(dataset: str, row_index: int, cells: list[object], keys: list[str],
                   synonyms: dict[str, str]) -> _Candidate:
     columns: dict[str, int] = {}
@@ -125,11 +149,11 @@ def _match_header(dataset: str, row_index: int, cells: list[object], keys: list[
         canonical = synonyms.get(key)
         if canonical is None and isinstance(cells[i], str):
             # 'Enrolment date (dd/mm/yyyy)' -> 'enrolment date'
-            canonical = synonyms.get(normalise_header(_BRACKETED.sub(" ", cells[i])))
+            canonical = synonyms.get(_bare_key(cells[i]))
         if canonical is None:
             unknown.append(i)
             continue
-        is_exact = key == normalise_header(canonical)
+        is_exact = key == _header_key(canonical)
         if canonical not in columns:
             columns[canonical] = i
         elif is_exact and canonical not in exact:
@@ -142,7 +166,10 @@ def _match_header(dataset: str, row_index: int, cells: list[object], keys: list[
         if is_exact:
             exact.add(canonical)
     wide: dict[int, dt.date] = {}
-    if dataset == datasets.MEASURE_DATA and "period" not in columns:
+    # Period headers add one signature column at most: a row short of more than that is
+    # not a header row, wide or not, and is not searched for periods (most rows are data).
+    signature = sum(1 for c in datasets.BY_NAME[dataset].signature if c in columns)
+    if dataset == datasets.MEASURE_DATA and "period" not in columns and signature + 1 >= MIN_SIGNATURE_COLUMNS:
         wide = {i: period for i in unknown if (period := header_period(cells[i])) is not None}
         if wide:
             unknown = [i for i in unknown if i not in wide]
@@ -161,7 +188,7 @@ def _row_kind(row: list[object]) -> str:
     first: object = None
     count = 0
     for cell in row:
-        if _is_blank(cell):
+        if cell is None or (cell.__class__ is str and not cell.strip()):  # _is_blank, inlined: once per cell
             continue
         count += 1
         if count == 1:
@@ -172,7 +199,7 @@ def _row_kind(row: list[object]) -> str:
         return "blank"
     if isinstance(first, str):
         text = first.strip().lower()
-        if text.startswith(_TOTAL_PREFIXES):
+        if _TOTAL_CELL.fullmatch(text):
             return "total"
         if count == 1 and (" " in text or text.startswith(_NOTE_PREFIXES)):
             return "note"
@@ -191,7 +218,7 @@ def find_table(grid: SheetGrid, column_synonyms: dict[str, dict[str, str]]) -> F
     for r, cells in enumerate(grid.rows[:HEADER_SEARCH_ROWS]):
         if sum(1 for c in cells if c is not None) < MIN_SIGNATURE_COLUMNS:
             continue
-        keys = [normalise_header(c) if c is not None else "" for c in cells]
+        keys = [_header_key(c) for c in cells]
         for dataset, synonyms in column_synonyms.items():
             cand = _match_header(dataset, r, cells, keys, synonyms)
             if cand.signature_hits() < MIN_SIGNATURE_COLUMNS or cand.matched < MIN_MATCHED_COLUMNS:
