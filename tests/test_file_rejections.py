@@ -19,6 +19,7 @@ from pathlib import Path
 import openpyxl
 import pytest
 
+from tests.helpers import workbook
 from transforms import run as run_steps
 from transforms.staging import NO_DATASET, stage_file
 
@@ -27,19 +28,6 @@ ENROLMENT = ["organisation_code", "staff_id", "profession", "service_area", "coh
 
 
 # --- Making broken files -----------------------------------------------------------------------
-
-
-def workbook(path: Path, sheets: dict[str, list[list[object]]], hidden: tuple[str, ...] = ()) -> Path:
-    wb = openpyxl.Workbook()
-    wb.remove(wb.active)
-    for name, rows in sheets.items():
-        ws = wb.create_sheet(name)
-        for row in rows:
-            ws.append(row)
-        if name in hidden:
-            ws.sheet_state = "hidden"
-    wb.save(path)
-    return path
 
 
 def good_return(path: Path, rows: int = 60) -> Path:

@@ -13,6 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.helpers import workbook
 from transforms.read import SheetGrid
 from transforms.staging import NO_DATASET, StagedFile, stage_file, staged_columns
 from transforms.tables import default_column_synonyms, find_table
@@ -20,22 +21,6 @@ from transforms.tables import default_column_synonyms, find_table
 SHA = "ab" * 32
 ENROLMENT_HEADER = ["Organization Code", "Staff Number", "First Name", "Surname", "Email", "Profession",
                     "Service Area", "Cohort", "Enrolment Date", "Status", "Status Date", "Mentor", "Shoe Size"]
-
-
-def workbook(path: Path, sheets: dict[str, list[list[object]]], *, hidden: tuple[str, ...] = (),
-             formats: dict[tuple[str, str], str] | None = None) -> Path:
-    wb = openpyxl.Workbook()
-    wb.remove(wb.active)
-    for name, rows in sheets.items():
-        ws = wb.create_sheet(name)
-        for row in rows:
-            ws.append(row)
-        if name in hidden:
-            ws.sheet_state = "hidden"
-    for (sheet, ref), fmt in (formats or {}).items():
-        wb[sheet][ref].number_format = fmt
-    wb.save(path)
-    return path
 
 
 def stage(path: Path) -> StagedFile:
