@@ -6,7 +6,6 @@ import datetime as dt
 from pathlib import Path
 
 import numpy as np
-import openpyxl
 import pandas as pd
 import pytest
 
