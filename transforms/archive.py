@@ -13,10 +13,10 @@ import hashlib
 import os
 import shutil
 import tempfile
-from stat import S_ISREG
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from stat import S_ISREG
 
 import pandas as pd
 import pyarrow as pa

@@ -24,8 +24,8 @@ import pyarrow as pa
 
 from transforms import checks, marts, outcomes
 from transforms.archive import Archive, scan_landing
-from transforms.faults import checkpoint
 from transforms.datasets import BY_NAME, DATASETS, ENROLMENT_RETURN, MEASURE_DATA, PROJECT_REGISTER
+from transforms.faults import checkpoint
 from transforms.periods import due_at, periods_between, reporting_period_of
 from transforms.reference import Reference
 from transforms.settings import DataRoot
