@@ -29,6 +29,7 @@ from transforms.faults import checkpoint
 from transforms.periods import due_at, periods_between, reporting_period_of
 from transforms.reference import Reference
 from transforms.settings import DataRoot
+from transforms.staging import no_cycle_collection
 from transforms.storage import atomic_write_bytes, empty_frame, read_table, write_table
 
 log = logging.getLogger("qi.load")
@@ -184,6 +185,7 @@ def key_participants(frame: pd.DataFrame, key: bytes) -> pd.DataFrame:
     return out
 
 
+@no_cycle_collection()  # a million small objects, none in a cycle (staging.py)
 def stage_pending(archive: Archive, store: StagedStore, reference: Reference, key: bytes) -> list[str]:
     """Read every archived submission still ``pending`` into the staged store; return their hashes."""
     from transforms.normalise import default_value_synonyms

@@ -185,6 +185,11 @@ def _is_blank(cell: object) -> bool:
 
 def _row_kind(row: list[object]) -> str:
     """'data', 'blank', 'note' or 'total'."""
+    if len(row) > 1:  # the common data row, without the loop: the first two cells filled
+        a, b = row[0], row[1]
+        if a is not None and b is not None and (a.__class__ is not str or a.strip()) \
+                and (b.__class__ is not str or b.strip()):
+            return "total" if isinstance(a, str) and _TOTAL_CELL.fullmatch(a.strip().lower()) else "data"
     first: object = None
     count = 0
     for cell in row:
