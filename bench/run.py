@@ -6,8 +6,9 @@
 Generates a synthetic region (transforms/demo.py, with its own reference data) plus one
 large measure workbook, then measures, each in its own process as `qi-pipeline` runs:
 
-- the trivial Prefect flow (on a fresh and on an existing Prefect home) and the read-only
-  floor (every file's sheets into memory with python-calamine; CSV with the csv module);
+- the read-only floor (every file's sheets into memory with python-calamine; CSV with the
+  csv module) and a trivial Prefect flow with the same Prefect set-up (on a fresh Prefect
+  home next to each full load, on an existing one next to each nothing-new run);
 - a full load (one nightly run over everything, from an empty data root), by stage;
 - a nightly run with nothing new, and one with one new month of files;
 - a restated backfill of every period;
@@ -22,6 +23,7 @@ provisional period whatever the day the benchmark runs.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import platform
@@ -201,9 +203,13 @@ def machine() -> dict:
 def region_for(work: Path, name: str, size: Size, end_period: str, regenerate: bool) -> tuple[Path, dict]:
     folder = work / "regions" / name
     info_path = folder / "region.json"
+    # A region is reused while its size, last period and generator code are unchanged.
+    generator = hashlib.sha256(b"".join(f.read_bytes() for f in (REPO / "transforms" / "demo.py",
+                                                                  REPO / "bench" / "region.py"))).hexdigest()
     if not regenerate and info_path.exists():
         info = json.loads(info_path.read_text())
-        if info.get("size") == asdict(size) and info.get("last_period") == end_period:
+        if info.get("size") == asdict(size) and info.get("last_period") == end_period \
+                and info.get("generator") == generator:
             log(f"region {name}: reusing {folder}")
             return folder, info
     if folder.exists():
@@ -212,15 +218,19 @@ def region_for(work: Path, name: str, size: Size, end_period: str, regenerate: b
     t0 = time.perf_counter()
     info = generate_region(folder, size, end_period=end_period)
     info["generate_seconds"] = round(time.perf_counter() - t0, 1)
+    info["generator"] = generator
     info_path.write_text(json.dumps(info, indent=1))
     log(f"region {name}: {info['demo_files']} demo files + 1 workbook of {size.big_rows} rows "
         f"in {info['generate_seconds']} s")
     return folder, info
 
 
-def full_load(work: Path, tag: str, region: Path, as_of: date, repeat: int, keep: Path | None = None) -> dict:
+def full_load(work: Path, tag: str, region: Path, as_of: date, repeat: int, keep: Path | None = None,
+              before=None) -> dict:
     runs = []
     for i in range(repeat):
+        if before is not None:
+            before(i)
         root = fresh_root(region, work / "roots" / f"{tag}-{i}")
         runs.append(nightly(work, f"{tag}-{i}", root, as_of))
         if keep is not None and i == repeat - 1:
@@ -239,10 +249,10 @@ def ratio(value: float, base: float) -> float:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="a small region and one run of each: a smoke run")
-    parser.add_argument("--orgs", type=int)
-    parser.add_argument("--months", type=int)
-    parser.add_argument("--participants-per-year", type=int)
-    parser.add_argument("--projects-per-year", type=int)
+    parser.add_argument("--orgs", type=int, help="organisations (default 25; --quick 6)")
+    parser.add_argument("--months", type=int, help="monthly periods (default 36; --quick 12)")
+    parser.add_argument("--participants-per-year", type=int, help="about this many a programme year (default 600)")
+    parser.add_argument("--projects-per-year", type=int, help="about this many a programme year (default 150)")
     parser.add_argument("--big-rows", type=int, help="rows of the big measure workbook")
     parser.add_argument("--repeat", type=int, help="runs of each cheap-enough measurement (median reported)")
     parser.add_argument("--no-scaling", action="store_true", help="skip the half and double size full loads")
@@ -275,18 +285,27 @@ def main(argv: list[str] | None = None) -> int:
                      "heavy_repeat": heavy}
     region, results["region"] = region_for(work, "default", size, end_period, args.regenerate)
 
-    log("trivial Prefect flow")
-    fresh = []
-    for i in range(repeat):
-        state = work / "roots" / f"trivial-fresh-{i}" / "state"
-        fresh.append(probe(work, f"trivial-fresh-{i}", "trivial", str(state)))
-    warm_state = work / "roots" / "trivial-fresh-0" / "state"
-    warm = [probe(work, f"trivial-warm-{i}", "trivial", str(warm_state)) for i in range(repeat)]
-    results["trivial_flow"] = {"fresh_home": median([r["wall"] for r in fresh]),
-                               "existing_home": median([r["wall"] for r in warm]),
-                               "fresh_walls": [r["wall"] for r in fresh], "existing_walls": [r["wall"] for r in warm]}
-    log(f"trivial flow: {results['trivial_flow']['fresh_home']:.2f} s (fresh Prefect home), "
-        f"{results['trivial_flow']['existing_home']:.2f} s (existing)")
+    # The trivial flow is measured next to what it is compared with (a fresh Prefect home
+    # before each full load, an existing one before each nothing-new run): this machine's
+    # speed drifts by several per cent over minutes.
+    fresh: list[dict] = []
+    warm: list[dict] = []
+    warm_state = work / "roots" / "trivial-warm" / "state"
+
+    def trivial(kind: str, i: int) -> None:
+        if kind == "fresh":
+            state = work / "roots" / f"trivial-fresh-{i}" / "state"
+            fresh.append(probe(work, f"trivial-fresh-{i}", "trivial", str(state)))
+            if not warm_state.exists():  # the Prefect home the later trivial flows find
+                warm_state.parent.mkdir(parents=True, exist_ok=True)
+                state.rename(warm_state)
+            shutil.rmtree(state.parent, ignore_errors=True)
+        else:
+            if not warm_state.exists():
+                probe(work, "trivial-warm-setup", "trivial", str(warm_state))
+            warm.append(probe(work, f"trivial-warm-{i}", "trivial", str(warm_state)))
+        log(f"trivial flow ({'fresh' if kind == 'fresh' else 'existing'} Prefect home): "
+            f"{(fresh if kind == 'fresh' else warm)[-1]['wall']:.2f} s")
 
     log("read-only floor")
     floor = probe(work, "floor", "floor", str(region / "landing"), str(max(3, repeat)))
@@ -296,7 +315,8 @@ def main(argv: list[str] | None = None) -> int:
 
     log(f"full load (as of {as_of})")
     base_root = work / "roots" / "base"
-    results["full_load"] = full = full_load(work, "full", region, as_of, heavy, keep=base_root)
+    results["full_load"] = full = full_load(work, "full", region, as_of, heavy, keep=base_root,
+                                            before=lambda i: trivial("fresh", i))
     last = full["runs"][-1]
     full["files"] = last.get("files_received")
     full["rows"] = last.get("rows_received")
@@ -304,7 +324,14 @@ def main(argv: list[str] | None = None) -> int:
     full["rows_per_second"] = round(full["rows"] / full["wall"]) if full["rows"] else None
 
     log("nightly run with nothing new")
-    results["nothing_new"] = summarise([nightly(work, f"nothing-new-{i}", base_root, as_of) for i in range(repeat)])
+    nothing_new = []
+    for i in range(repeat):
+        trivial("warm", i)
+        nothing_new.append(nightly(work, f"nothing-new-{i}", base_root, as_of))
+    results["nothing_new"] = summarise(nothing_new)
+    results["trivial_flow"] = {"fresh_home": median([r["wall"] for r in fresh]),
+                               "existing_home": median([r["wall"] for r in warm]),
+                               "fresh_walls": [r["wall"] for r in fresh], "existing_walls": [r["wall"] for r in warm]}
 
     log(f"nightly run with one new month of files (history as of {as_of_prev})")
     prev_root = work / "roots" / "prev"
