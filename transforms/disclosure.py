@@ -34,7 +34,7 @@ from is suppressed (``suppress_rate``).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -151,24 +151,28 @@ class _Problem:
 
     def candidates(self, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Perturbations that may change cell ``k``: (atoms, coefficients), both (n, 4), -1 padded."""
-        atoms: list[np.ndarray] = []
-        coefs: list[np.ndarray] = []
+        blocks = list(self.candidate_blocks(k))
+        if not blocks:
+            return np.zeros((0, 4), dtype="int64"), np.zeros((0, 4), dtype="int64")
+        return np.concatenate([b[0] for b in blocks]), np.concatenate([b[1] for b in blocks])
+
+    def candidate_blocks(self, k: int) -> Iterator[tuple[np.ndarray, ...]]:
+        """``candidates(k)`` in consecutive blocks (in the same order): for each atom of ``k``, its one- and
+        two-atom moves, then its rectangles with each other atom of its row. Each block is
+        (atoms, coefficients, plus, minus): ``plus``/``minus`` as ``_directions`` gives them."""
         inside = np.zeros(self.n, dtype=bool)
         inside[self.members[k]] = True
         for a in self.members[k][self.x[self.members[k]] >= 1]:
             r, c = self.row[a], self.col[a]
-            # one person more (or fewer) in atom a
-            atoms.append(np.array([[a, -1, -1, -1]]))
-            coefs.append(np.array([[1, 0, 0, 0]]))
-            # move one person between a and another atom of its row or its column
+            # one person more (or fewer) in atom a, or moved between a and another atom of its row or column
             partners = np.concatenate([self.by_row[r], self.by_col[c]])
             partners = np.unique(partners[~inside[partners]])
-            if len(partners):
-                block = np.full((len(partners), 4), -1)
-                block[:, 0], block[:, 1] = a, partners
-                atoms.append(block)
-                coefs.append(np.tile([1, -1, 0, 0], (len(partners), 1)))
-            # a 2 x 2 rectangle: a and f up, b and e down (row and column totals unchanged)
+            block = np.full((len(partners) + 1, 4), -1)
+            block[:, 0], block[1:, 1] = a, partners
+            coefs = np.zeros((len(partners) + 1, 4), dtype="int64")
+            coefs[:, 0], coefs[1:, 1] = 1, -1
+            yield from self._keep(inside, block, coefs)
+            # 2 x 2 rectangles: a and f up, b and e down (row and column totals unchanged)
             others = self.by_col[c]
             others = others[self.row[others] != r]
             if not len(others):
@@ -180,21 +184,23 @@ class _Problem:
                 ok = f >= 0
                 if ok.any():
                     m = int(ok.sum())
-                    atoms.append(np.stack([np.full(m, a), np.full(m, b), others[ok], f[ok]], axis=1))
-                    coefs.append(np.tile([1, -1, -1, 1], (m, 1)))
-        if not atoms:
-            return np.zeros((0, 4), dtype="int64"), np.zeros((0, 4), dtype="int64")
-        atoms_, coefs_ = np.concatenate(atoms).astype("int64"), np.concatenate(coefs).astype("int64")
-        # keep only those that change k and can move in at least one direction
-        valid = atoms_ >= 0
-        safe = np.where(valid, atoms_, 0)
-        coefs_ = np.where(valid, coefs_, 0)
-        changes = (np.where(inside[safe], coefs_, 0).sum(axis=1)) != 0
-        plus, minus = self._directions(safe, coefs_, valid)
-        keep = changes & (plus | minus)
-        return atoms_[keep], coefs_[keep]
+                    block = np.stack([np.full(m, a), np.full(m, b), others[ok], f[ok]], axis=1)
+                    yield from self._keep(inside, block, np.tile(np.array([1, -1, -1, 1], dtype="int64"), (m, 1)))
 
-    def zigzags(self, k: int, neighbours: int = ZIGZAG_NEIGHBOURS) -> tuple[np.ndarray, np.ndarray]:
+    def _keep(self, inside: np.ndarray, atoms: np.ndarray, coefs: np.ndarray) -> Iterator[tuple[np.ndarray, ...]]:
+        """The candidates that change the cell (``inside``: its atoms) and can move in at least one direction,
+        with their directions (as ``candidate_blocks`` yields them)."""
+        atoms = atoms.astype("int64")
+        valid = atoms >= 0
+        safe = np.where(valid, atoms, 0)
+        coefs = np.where(valid, coefs, 0)
+        changes = (np.where(inside[safe], coefs, 0).sum(axis=1)) != 0
+        plus, minus = self._directions(safe, coefs, valid)
+        keep = changes & (plus | minus)
+        if keep.any():
+            yield atoms[keep], coefs[keep], plus[keep], minus[keep]
+
+    def zigzags(self, k: int, neighbours: int = ZIGZAG_NEIGHBOURS) -> tuple[np.ndarray, ...]:
         """Moves through three rows that keep every column total: +a(r, s) -b(r2, s) +c(r2, s2) -e(r1, s2).
 
         Row r gains one person and row r1 loses one; row r2 only changes status. The far
@@ -231,13 +237,14 @@ class _Problem:
                         ends = np.full(len(rows), a), np.full(len(rows), e)
                         atoms.append(np.stack([ends[0], b[rows], cc[rows], ends[1]], axis=1))
         if not atoms:
-            return np.zeros((0, 4), dtype="int64"), np.zeros((0, 4), dtype="int64")
+            return (np.zeros((0, 4), dtype="int64"), np.zeros((0, 4), dtype="int64"), np.zeros(0, dtype=bool),
+                    np.zeros(0, dtype=bool))
         atoms_ = np.concatenate(atoms).astype("int64")
         coefs = np.tile([1, -1, 1, -1], (len(atoms_), 1))
         changes = np.where(inside[atoms_], coefs, 0).sum(axis=1) != 0
         plus, minus = self._directions(atoms_, coefs, np.ones_like(atoms_, dtype=bool))
         keep = changes & (plus | minus)
-        return atoms_[keep], coefs[keep]
+        return atoms_[keep], coefs[keep], plus[keep], minus[keep]
 
     # -- evaluation ---------------------------------------------------------------------
 
@@ -253,38 +260,64 @@ class _Problem:
         minus &= ~(valid & (gtotal - gdelta < 1)).any(axis=1)
         return plus, minus
 
-    def evaluate(self, k: int, atoms: np.ndarray, coefs: np.ndarray):
-        """For each candidate: does it change k, its cost, the cells it changes, its valid directions."""
+    def evaluate(self, k: int, atoms: np.ndarray, coefs: np.ndarray,
+                 directions: tuple[np.ndarray, np.ndarray] | None = None):
+        """For each candidate: does it change k, its cost, the cells it changes, its valid directions.
+
+        ``directions``: (plus, minus) when already known (``candidate_blocks``)."""
         valid = atoms >= 0
         safe = np.where(valid, atoms, 0)
         coefs = np.where(valid, coefs, 0)
-        plus, minus = self._directions(safe, coefs, valid)
-        # every table at once: cells (T, n, 4)
+        plus, minus = directions if directions is not None else self._directions(safe, coefs, valid)
+        # every table at once: cells (T, n, 4). The four positions are compared pairwise
+        # by hand (numpy reduces a length-4 axis slowly): a position counts once per
+        # cell, at the first position in that cell, with the net change of the cell.
         cells = np.where(valid[None], self.cell_of[:, safe], -1)
-        same = cells[:, :, :, None] == cells[:, :, None, :]
-        delta = (same * coefs[None, :, None, :]).sum(axis=3)
-        earlier = np.tril(np.ones((4, 4), dtype=bool), k=-1)
-        first = ~(same & earlier).any(axis=3)
-        hit = valid[None] & first & (delta != 0)
-        ids = np.where(hit, cells, 0)
-        changes_k = (hit & (cells == k)).any(axis=(0, 2))
-        free = hit & (cells != k) & ~self.suppressed[ids]
-        cost = np.where(free, self.weight[ids], 0.0).sum(axis=(0, 2))
+        m = len(atoms)
+        changes_k = np.zeros(m, dtype=bool)
+        cost = np.zeros(m)
+        touched = np.full((m, len(self.tables), 4), -1, dtype="int64")
+        for i in range(4):
+            ci = cells[:, :, i]
+            delta = np.broadcast_to(coefs[:, i], ci.shape).copy()
+            first = valid[None, :, i].repeat(len(cells), axis=0)
+            for j in range(4):
+                if j != i:
+                    same = ci == cells[:, :, j]
+                    delta += np.where(same, coefs[:, j], 0)
+                    if j < i:
+                        first &= ~same
+            hit = first & (delta != 0)
+            ids = np.where(hit, ci, 0)
+            changes_k |= (hit & (ci == k)).any(axis=0)
+            free = hit & (ci != k) & ~self.suppressed[ids]
+            cost += np.where(free, self.weight[ids], 0.0).sum(axis=0)
+            touched[:, :, i] = np.where(hit, ci, -1).T
         cost += np.where(plus & minus, 0.0, ONE_SIDED_PENALTY)
         usable = changes_k & (plus | minus)
-        touched = np.where(hit, cells, -1).transpose(1, 0, 2).reshape(len(atoms), -1)
+        touched = touched.reshape(m, -1)
         return usable, cost, touched, plus, minus
 
     def protect(self, k: int) -> Certificate:
-        atoms, coefs = self.candidates(k)
-        usable, cost, touched, plus, minus = self.evaluate(k, atoms, coefs)
-        if not usable.any():  # cannot happen: one person more in an atom of k always works
+        # The cheapest candidate wins, the first of equals; nothing costs less than 0, so
+        # the candidates are evaluated a block at a time and the search stops at the first
+        # block holding a free one (the same choice as evaluating them all, found sooner).
+        found: list[tuple] = []
+        for block in self.candidate_blocks(k):
+            found.append(block[:2] + self.evaluate(k, block[0], block[1], block[2:]))
+            usable_, cost_ = found[-1][2], found[-1][3]
+            if (usable_ & (cost_ <= 0)).any():
+                break
+        if not found:  # cannot happen: one person more in an atom of k always works
+            raise AssertionError(f"no perturbation protects cell {k}")
+        atoms, coefs, usable, cost, touched, plus, minus = (np.concatenate([f[i] for f in found]) for i in range(7))
+        if not usable.any():
             raise AssertionError(f"no perturbation protects cell {k}")
         cost = np.where(usable, cost, np.inf)
         if cost.min() > 0:  # something new would be suppressed: look further
-            more_atoms, more_coefs = self.zigzags(k)
+            more_atoms, more_coefs, more_plus, more_minus = self.zigzags(k)
             if len(more_atoms):
-                more = self.evaluate(k, more_atoms, more_coefs)
+                more = self.evaluate(k, more_atoms, more_coefs, (more_plus, more_minus))
                 atoms, coefs = np.concatenate([atoms, more_atoms]), np.concatenate([coefs, more_coefs])
                 usable, touched = np.concatenate([usable, more[0]]), np.concatenate([touched, more[2]])
                 plus, minus = np.concatenate([plus, more[3]]), np.concatenate([minus, more[4]])
@@ -316,8 +349,12 @@ def _index(codes: np.ndarray) -> dict[int, np.ndarray]:
 
 def _grouped_delta(ids: np.ndarray, coefs: np.ndarray) -> np.ndarray:
     """For each position, the sum of the coefficients of the positions with the same id."""
-    same = ids[:, :, None] == ids[:, None, :]
-    return (same * coefs[:, None, :]).sum(axis=2)
+    out = coefs.copy()
+    for i in range(ids.shape[1]):  # pairwise by hand: numpy reduces a short last axis slowly
+        for j in range(ids.shape[1]):
+            if i != j:
+                out[:, i] += np.where(ids[:, i] == ids[:, j], coefs[:, j], 0)
+    return out
 
 
 def suppress_counts(counts: pd.DataFrame, tables: Sequence[CountTable], *, value: str = "count",
