@@ -90,6 +90,11 @@ def _what_happened(outcome: str, reason: str | None, counts: dict) -> str:
 
 def issues_frame(issues: pd.DataFrame) -> pd.DataFrame:
     """The Issues table: one row per problem, in sheet, row, column order; personal values never shown."""
+    columns = ["Sheet", "Row", "Column (as you wrote it)", "Value", "Problem", "Severity", "How to fix", "Return",
+               "Rule"]
+    if issues.empty:  # most files: no sorting to do
+        return pd.DataFrame([{c: NOT_APPLICABLE for c in columns} | {"Problem": "No problems found", "Severity": "None"}],
+                            columns=columns)
     frame = issues.reindex(columns=list(ISSUE_COLUMNS))  # only these columns, whatever else the frame has
     frame = frame.assign(
         _sev=frame["severity"].map(SEVERITY_ORDER).fillna(3),
@@ -121,10 +126,6 @@ def issues_frame(issues: pd.DataFrame) -> pd.DataFrame:
             "Return": DATASET_WORDS.get(issue.dataset, _text_or_x(issue.dataset)),
             "Rule": _text_or_x(issue.rule),
         })
-    columns = ["Sheet", "Row", "Column (as you wrote it)", "Value", "Problem", "Severity", "How to fix", "Return",
-               "Rule"]
-    if not rows:
-        rows.append({c: NOT_APPLICABLE for c in columns} | {"Problem": "No problems found", "Severity": "None"})
     return pd.DataFrame(rows, columns=columns)
 
 
