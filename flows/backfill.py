@@ -18,11 +18,11 @@ from prefect.cache_policies import NO_CACHE
 
 from flows.progress import progress
 from flows.retries import transient_io
-from reports.period import TABLES, write_period_reports
+from reports.period import write_reports
 from transforms import backfill as ledger
 from transforms import run as steps
 from transforms.periods import end_of_day
-from transforms.publish import read_mart, run_lock
+from transforms.publish import run_lock
 
 
 @task(cache_policy=NO_CACHE)
@@ -36,9 +36,10 @@ def build_marts(run: steps.Run, plan: ledger.BackfillPlan) -> steps.BuildOutcome
 
 @task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=1, retry_condition_fn=transient_io)
 def backfill_period(run: steps.Run, plan: ledger.BackfillPlan, outcome: steps.BuildOutcome, period: str) -> list[Path]:
-    tables = outcome.tables or {name: read_mart(outcome.publish_dir.parent, name) for name in TABLES}
-    return write_period_reports(steps.backfill_reports_root(run, plan), tables, outcome.reference,
-                                period=period, provisional=False, produced_at=run.now, data_as_of=run.now)
+    written = write_reports(steps.backfill_reports_root(run, plan), outcome.reference, [(period, False)],
+                            produced_at=run.now, data_as_of=run.now, marts=outcome.publish_dir, tables=outcome.tables,
+                            workers=run.workers, due_day=run.settings.due_day)
+    return written[(period, False)]
 
 
 @flow(name="backfill")

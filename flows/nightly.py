@@ -16,10 +16,10 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 from flows.retries import transient_io
-from reports.feedback import build_feedback_workbook, feedback_path
-from reports.period import TABLES, write_period_reports
+from reports.feedback import write_feedback_workbooks
+from reports.period import write_reports as write_reports_due
 from transforms import run as steps
-from transforms.publish import read_mart, run_lock
+from transforms.publish import run_lock
 
 
 @task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5, retry_condition_fn=transient_io)
@@ -43,11 +43,11 @@ def write_reports(run: steps.Run, outcome: steps.BuildOutcome) -> tuple[list[Pat
     due = steps.reports_due(run)
     if not due:
         return [], []
-    tables = outcome.tables or {name: read_mart(run.root.marts, name) for name in TABLES}
+    by_period = write_reports_due(run.root.reports, run.reference, due, produced_at=run.now, data_as_of=run.now,
+                                  marts=outcome.publish_dir, tables=outcome.tables, workers=run.workers,
+                                  due_day=run.settings.due_day)
     written, finals = [], []
-    for period, provisional in due:
-        paths = write_period_reports(run.root.reports, tables, run.reference, period=period,
-                                     provisional=provisional, produced_at=run.now, data_as_of=run.now)
+    for (period, provisional), paths in by_period.items():
         steps.mark_reports(run, period, provisional, paths)
         written += paths
         finals += [] if provisional else paths
@@ -57,14 +57,9 @@ def write_reports(run: steps.Run, outcome: steps.BuildOutcome) -> tuple[list[Pat
 @task(cache_policy=NO_CACHE, retries=1, retry_delay_seconds=5, retry_condition_fn=transient_io)
 def write_feedback(run: steps.Run, outcome: steps.BuildOutcome) -> list[tuple[steps.FeedbackJob, Path]]:
     """One feedback workbook per submission processed in this run."""
-    written = []
-    for job in steps.feedback_jobs(run, outcome):
-        path = feedback_path(run.root.reports, job.period, job.organisation_code, job.file_name, job.sha256)
-        build_feedback_workbook(path, file_name=job.file_name, organisation_code=job.organisation_code,
-                                received_at=job.received_at, outcome=job.outcome, reason=job.reason,
-                                counts=job.counts, issues=job.issues, notes=job.notes, produced_at=run.now)
-        written.append((job, path))
-    return written
+    jobs = steps.feedback_jobs(run, outcome)
+    paths = write_feedback_workbooks(run.root.reports, jobs, produced_at=run.now, workers=run.workers)
+    return list(zip(jobs, paths, strict=True))
 
 
 @task(cache_policy=NO_CACHE)

@@ -13,6 +13,7 @@ Path: ``data/reports/YYYY-MM/feedback/<org>_<original file stem>_<sha8>_feedback
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,7 @@ from reports.layout import (
     sheet_header,
     write_table,
 )
+from transforms.parallel import run_jobs
 
 PERSONAL_COLUMNS = frozenset({"first_name", "surname", "email", "mentor"})
 PERSONAL_HIDDEN = "[not shown: personal data]"
@@ -44,6 +46,8 @@ DATASET_WORDS = {"enrolment_return": "Enrolment return", "project_register": "Pr
 SEVERITY_WORDS = {"file": "File rejected", "error": "Error: row not loaded",
                   "warning": "Warning: row loaded, please check"}
 SEVERITY_ORDER = {"file": 0, "error": 1, "warning": 2}
+FEEDBACK_CHUNK = 32  # workbooks per task in a worker process
+FEEDBACK_IN_PROCESS_BELOW = 64  # fewer than this are quicker written here than by starting workers
 _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -240,4 +244,24 @@ def build_feedback_workbook(path: Path, *, file_name: str, organisation_code: st
     return book.save(path)
 
 
-__all__ = ["PERSONAL_COLUMNS", "build_feedback_workbook", "feedback_path", "issues_frame"]
+def _write_feedback_job(job: tuple[Path, Any, datetime | None]) -> Path:
+    path, j, produced_at = job
+    return build_feedback_workbook(path, file_name=j.file_name, organisation_code=j.organisation_code,
+                                   received_at=j.received_at, outcome=j.outcome, reason=j.reason, counts=j.counts,
+                                   issues=j.issues, notes=j.notes, produced_at=produced_at)
+
+
+def write_feedback_workbooks(reports_dir: Path, jobs: Sequence[Any], *, produced_at: datetime | None,
+                             workers: int = 1) -> list[Path]:
+    """One feedback workbook per job (``transforms.run.FeedbackJob``); their paths, in job order.
+
+    With more than one worker they are written in worker processes, a few dozen a task
+    (one workbook is about 7 ms of work, so each task must carry several).
+    """
+    work = [(feedback_path(reports_dir, j.period, j.organisation_code, j.file_name, j.sha256), j, produced_at)
+            for j in jobs]
+    return run_jobs(_write_feedback_job, work, workers=workers, chunksize=FEEDBACK_CHUNK,
+                    in_process_below=FEEDBACK_IN_PROCESS_BELOW)
+
+
+__all__ = ["PERSONAL_COLUMNS", "build_feedback_workbook", "feedback_path", "issues_frame", "write_feedback_workbooks"]

@@ -23,6 +23,7 @@ import pandas as pd
 from transforms import load
 from transforms.archive import Archive
 from transforms.faults import checkpoint
+from transforms.parallel import worker_count
 from transforms.periods import end_of_day, nightly_report_periods, reporting_period_of, shift
 from transforms.publish import current_build, publish
 from transforms.reference import Reference, load_reference, parse_reference
@@ -55,6 +56,11 @@ class Run:
     @property
     def current_period(self) -> str:
         return reporting_period_of(self.now)
+
+    @property
+    def workers(self) -> int:
+        """Processes to write workbooks with (``QI_WORKERS``)."""
+        return worker_count(self.settings.workers)
 
 
 def check_environment(data_dir: Path | None, *, demo: bool) -> None:
@@ -426,10 +432,13 @@ def feedback_jobs(run: Run, outcome: BuildOutcome) -> list[FeedbackJob]:
     m = run.archive.manifest.set_index("sha256")
     store_notes = load.StagedStore.open(run.root.staged).notes
     issues = outcome.issues if outcome.issues is not None else pd.DataFrame(columns=["source_sha256", "severity"])
+    issues_of = dict(tuple(issues.groupby("source_sha256", sort=False))) if len(issues) else {}
+    notes = store_notes[store_notes["kind"] != "header"]
+    notes_of = dict(tuple(notes.groupby("source_sha256", sort=False))) if len(notes) else {}
     jobs = []
     for sha in dict.fromkeys(run.recorded):
         row = m.loc[sha]
-        mine = issues[issues["source_sha256"] == sha]
+        mine = issues_of.get(sha, issues.iloc[:0])
         rejected = int(row["rows_rejected"])
         jobs.append(FeedbackJob(
             sha256=sha, period=reporting_period_of(row["received_at"]), file_name=row["file_name"],
@@ -438,8 +447,7 @@ def feedback_jobs(run: Run, outcome: BuildOutcome) -> list[FeedbackJob]:
             counts={"rows_received": int(row["rows_received"]), "rows_accepted": int(row["rows_received"]) - rejected,
                     "rows_rejected": rejected, "warnings": int((mine["severity"] == "warning").sum())},
             issues=mine.reset_index(drop=True),
-            notes=store_notes[(store_notes["source_sha256"] == sha) & (store_notes["kind"] != "header")]
-            .reset_index(drop=True),
+            notes=notes_of.get(sha, notes.iloc[:0]).reset_index(drop=True),
         ))
     return jobs
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from pydantic import SecretStr
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Built-in key for the shipped synthetic demo only; never for real data (SPEC 9).
@@ -37,6 +37,7 @@ class Settings(BaseSettings):
     smtp_from: str | None = None
     alert_to: str | None = None
     feedback_always: bool = False  # send feedback for clean submissions too, not only those with problems
+    workers: int = Field(default=0, ge=0)  # processes writing workbooks: 0 one per core (at most 4), 1 none
 
 
 class UsageError(Exception):

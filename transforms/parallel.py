@@ -1,0 +1,84 @@
+"""Run independent jobs (one workbook each) on the machine's other cores.
+
+Workbooks are pure Python (xlsxwriter), so threads would not help; a pool of worker
+processes does. The pool is started once per process and kept (starting a worker costs
+about half a second: a new interpreter importing pandas and xlsxwriter), with the
+``spawn`` method: the caller may be a Prefect flow with threads of its own, which a
+forked child must not inherit. Workers are in the caller's process group, so stopping a
+run stops them too.
+
+``QI_WORKERS`` (``Settings.workers``) sets the number of worker processes; 0 means one
+per core available to this process, 1 runs every job in the calling process.
+"""
+
+from __future__ import annotations
+
+import atexit
+import multiprocessing
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from typing import TypeVar
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+MAX_AUTO_WORKERS = 4  # on a bigger machine, leave cores for the database and the Prefect server
+
+_pool: ProcessPoolExecutor | None = None
+_pool_size = 0
+
+
+def available_cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def worker_count(setting: int) -> int:
+    """Worker processes to use for ``setting`` (0: one per available core, at most ``MAX_AUTO_WORKERS``)."""
+    if setting < 0:
+        raise ValueError(f"workers must be 0 (automatic) or more, not {setting}")
+    return setting if setting else min(available_cores(), MAX_AUTO_WORKERS)
+
+
+def _executor(workers: int) -> ProcessPoolExecutor:
+    global _pool, _pool_size
+    if _pool is None or _pool_size != workers:
+        shutdown()
+        _pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+        _pool_size = workers
+    return _pool
+
+
+def shutdown() -> None:
+    """Stop the worker processes (started again when next needed)."""
+    global _pool
+    if _pool is not None:
+        _pool.shutdown(wait=True, cancel_futures=True)
+        _pool = None
+
+
+atexit.register(shutdown)
+
+
+def run_jobs(fn: Callable[[T], R], jobs: Sequence[T], *, workers: int, chunksize: int = 1,
+             in_process_below: int = 2) -> list[R]:
+    """``[fn(job) for job in jobs]``, in that order, spread over ``workers`` processes.
+
+    ``fn`` must be a module-level function and jobs picklable. Fewer than
+    ``in_process_below`` jobs, or one worker, run here. An exception in a job is raised
+    here, as it would be in a loop; a worker that died (killed, out of memory) raises
+    ``BrokenProcessPool`` and the next call starts a new pool.
+    """
+    jobs = list(jobs)
+    if workers <= 1 or len(jobs) < max(2, in_process_below):
+        return [fn(job) for job in jobs]
+    pool = _executor(workers)
+    try:
+        return list(pool.map(fn, jobs, chunksize=max(1, chunksize)))
+    except BrokenProcessPool:
+        shutdown()
+        raise
+
+
+__all__ = ["available_cores", "run_jobs", "shutdown", "worker_count"]
