@@ -231,6 +231,10 @@ def main() -> int:
             raise SystemExit(f"unknown mode {mode}")
     finally:
         ended = time.time()
+        parallel = sys.modules.get("transforms.parallel")
+        if parallel is not None:  # reap the worker processes, so RUSAGE_CHILDREN counts them
+            result["workers"] = parallel._pool_size if parallel._pool is not None else 0
+            parallel.shutdown()
         result.update({
             "exit_code": code, "started": STARTED, "ended": ended,
             "stages": {k: round(v, 4) for k, v in _self.items()},

@@ -108,6 +108,10 @@ def probe(work: Path, tag: str, mode: str, *args: str) -> dict:
     flow_start = data.get("marks", {}).get("first:transforms.run.open_run")
     data["startup"] = round(flow_start - started, 3) if flow_start else None
     data["peak_rss_bytes"] = data.get("maxrss_self_kb", 0) * 1024
+    # Worker processes (workbooks) and Prefect's temporary server are children: the largest
+    # of them, and an upper bound on the whole run's memory (as if every worker peaked with it).
+    data["peak_rss_child_bytes"] = data.get("maxrss_children_kb", 0) * 1024
+    data["peak_rss_total_bytes"] = data["peak_rss_bytes"] + max(1, data.get("workers", 0)) * data["peak_rss_child_bytes"]
     if mode == "cli" and proc.returncode not in (0, 1):
         raise RuntimeError(f"{tag}: qi-pipeline exited {proc.returncode}; see {logfile}")
     return data
@@ -161,6 +165,8 @@ def summarise(runs: list[dict]) -> dict:
         "wall": round(median([r["wall"] for r in runs]), 3),
         "walls": [r["wall"] for r in runs],
         "peak_rss_bytes": max(r["peak_rss_bytes"] for r in runs),
+        "peak_rss_child_bytes": max(r.get("peak_rss_child_bytes", 0) for r in runs),
+        "peak_rss_total_bytes": max(r.get("peak_rss_total_bytes", 0) for r in runs),
         "breakdown": {k: round(median([r["breakdown"][k] or 0 for r in runs]), 3) for k in keys},
         "runs": runs,
     }
@@ -405,8 +411,11 @@ def targets(r: dict) -> list[dict]:
         double = r["full_load_double"]["wall"]
         add("double size vs default size", ratio(double, full), 2.2, f"{double:.1f} / {full:.1f} s",
             f"without the trivial flow's fixed cost: {ratio(double - trivial_fresh, full - trivial_fresh)}x")
-        rss = r["full_load_double"]["peak_rss_bytes"] / GIB
-        add("double size peak RSS (GiB)", round(rss, 2), 1.5, f"{rss:.2f} GiB")
+        d = r["full_load_double"]
+        rss = d["peak_rss_total_bytes"] / GIB
+        add("double size peak RSS (GiB)", round(rss, 2), 1.5,
+            f"{rss:.2f} GiB: main process {d['peak_rss_bytes'] / GIB:.2f} + {d['runs'][-1].get('workers', 0)} x "
+            f"largest child {d['peak_rss_child_bytes'] / GIB:.2f} (an upper bound)")
     if "big_workbook" in r:
         b = r["big_workbook"]
         add("big workbook load vs read-only", ratio(b["load"], b["read_only"]), 3.0,
@@ -432,7 +441,8 @@ def table(r: dict) -> str:
     row("read-only floor (calamine, every sheet)", f"{f['seconds']:.2f} s ({f['files']} files, {f['rows']:,} rows)")
     full = r["full_load"]
     row("full load: wall", f"{full['wall']:.1f} s (runs: {', '.join(f'{w:.1f}' for w in full['walls'])})")
-    row("full load: peak RSS", f"{full['peak_rss_bytes'] / mib:.0f} MiB")
+    row("full load: peak RSS", f"main process {full['peak_rss_bytes'] / mib:.0f} MiB, largest child process "
+        f"{full['peak_rss_child_bytes'] / mib:.0f} MiB, upper bound of the sum {full['peak_rss_total_bytes'] / mib:.0f} MiB")
     row("full load: throughput", f"{full['files_per_second']} files/s, {full['rows_per_second']:,} rows/s "
         f"({full['files']} files, {full['rows']:,} rows)")
     row("full load: by stage (s)", ", ".join(f"{k} {v}" for k, v in full["breakdown"].items()))
@@ -453,6 +463,7 @@ def table(r: dict) -> str:
         s = r.get(f"full_load_{name}")
         if s:
             row(f"full load at {name} size", f"{s['wall']:.1f} s, peak RSS {s['peak_rss_bytes'] / mib:.0f} MiB "
+                f"(+ child {s['peak_rss_child_bytes'] / mib:.0f} MiB) "
                 f"({s['region']['demo_files']} files); by stage: "
                 + ", ".join(f"{k} {v}" for k, v in s["breakdown"].items() if v))
     lines += ["", "| target | ratio | limit | met | measured |", "|---|---|---|---|---|"]
