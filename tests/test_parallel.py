@@ -48,6 +48,20 @@ def test_a_failing_job_raises_its_own_error_here():
     assert parallel.run_jobs(_fails_on_three, [6, 7], workers=2) == [36, 49]  # the pool is still usable
 
 
+def _dies_in_a_worker(job: tuple[int, int]) -> int:
+    parent, n = job
+    if os.getpid() != parent:
+        os._exit(9)  # as if killed or out of memory
+    return n + 1
+
+
+def test_jobs_are_done_here_when_a_worker_dies(caplog):
+    jobs = [(os.getpid(), n) for n in range(4)]
+    assert parallel.run_jobs(_dies_in_a_worker, jobs, workers=2) == [1, 2, 3, 4]
+    assert "worker processes failed" in caplog.text
+    assert parallel.run_jobs(_pid, [0, 1], workers=2) != [os.getpid()] * 2  # a new pool next time
+
+
 def test_one_worker_or_few_jobs_run_in_this_process():
     assert parallel.run_jobs(_pid, [0, 1, 2], workers=1) == [os.getpid()] * 3
     assert parallel.run_jobs(_pid, [0, 1, 2], workers=2, in_process_below=4) == [os.getpid()] * 3

@@ -14,12 +14,15 @@ per core available to this process, 1 runs every job in the calling process.
 from __future__ import annotations
 
 import atexit
+import logging
 import multiprocessing
 import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import TypeVar
+
+log = logging.getLogger("qi.parallel")
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -67,8 +70,7 @@ def run_jobs(fn: Callable[[T], R], jobs: Sequence[T], *, workers: int, chunksize
 
     ``fn`` must be a module-level function and jobs picklable. Fewer than
     ``in_process_below`` jobs, or one worker, run here. An exception in a job is raised
-    here, as it would be in a loop; a worker that died (killed, out of memory) raises
-    ``BrokenProcessPool`` and the next call starts a new pool.
+    here, as it would be in a loop. If a worker dies, every job is run again here.
     """
     jobs = list(jobs)
     if workers <= 1 or len(jobs) < max(2, in_process_below):
@@ -76,9 +78,13 @@ def run_jobs(fn: Callable[[T], R], jobs: Sequence[T], *, workers: int, chunksize
     pool = _executor(workers)
     try:
         return list(pool.map(fn, jobs, chunksize=max(1, chunksize)))
-    except BrokenProcessPool:
+    except BrokenProcessPool as exc:
+        # A worker died (killed, out of memory, or it could not start: a script that runs
+        # a flow without an ``if __name__ == "__main__":`` guard). The jobs are done here
+        # instead; the next call starts a new pool.
         shutdown()
-        raise
+        log.warning("worker processes failed (%s): writing %d job(s) in this process", exc, len(jobs))
+        return [fn(job) for job in jobs]
 
 
 __all__ = ["available_cores", "run_jobs", "shutdown", "worker_count"]
