@@ -429,25 +429,27 @@ def feedback_jobs(run: Run, outcome: BuildOutcome) -> list[FeedbackJob]:
     """One job per submission whose outcome this run settled."""
     if not run.recorded:
         return []
-    m = run.archive.manifest.set_index("sha256")
+    wanted = list(dict.fromkeys(run.recorded))
+    rows = run.archive.manifest.drop_duplicates("sha256").set_index("sha256").loc[wanted].reset_index()
     store_notes = load.StagedStore.open(run.root.staged).notes
     issues = outcome.issues if outcome.issues is not None else pd.DataFrame(columns=["source_sha256", "severity"])
-    issues_of = dict(tuple(issues.groupby("source_sha256", sort=False))) if len(issues) else {}
     notes = store_notes[store_notes["kind"] != "header"]
-    notes_of = dict(tuple(notes.groupby("source_sha256", sort=False))) if len(notes) else {}
+    # Split once, not a filter per file; a file with nothing to say shares one empty frame.
+    issues_of = {sha: part.reset_index(drop=True) for sha, part in issues.groupby("source_sha256", sort=False)}
+    notes_of = {sha: part.reset_index(drop=True) for sha, part in notes.groupby("source_sha256", sort=False)}
+    warnings = issues[issues["severity"] == "warning"].groupby("source_sha256").size().to_dict()
+    no_issues, no_notes = issues.iloc[:0].reset_index(drop=True), notes.iloc[:0].reset_index(drop=True)
     jobs = []
-    for sha in dict.fromkeys(run.recorded):
-        row = m.loc[sha]
-        mine = issues_of.get(sha, issues.iloc[:0])
-        rejected = int(row["rows_rejected"])
+    for row in rows.itertuples(index=False):
+        rejected = int(row.rows_rejected)
         jobs.append(FeedbackJob(
-            sha256=sha, period=reporting_period_of(row["received_at"]), file_name=row["file_name"],
-            organisation_code=row["organisation_code"], received_at=row["received_at"].to_pydatetime(),
-            outcome=row["outcome"], reason=row["reason"],
-            counts={"rows_received": int(row["rows_received"]), "rows_accepted": int(row["rows_received"]) - rejected,
-                    "rows_rejected": rejected, "warnings": int((mine["severity"] == "warning").sum())},
-            issues=mine.reset_index(drop=True),
-            notes=notes_of.get(sha, notes.iloc[:0]).reset_index(drop=True),
+            sha256=row.sha256, period=reporting_period_of(row.received_at), file_name=row.file_name,
+            organisation_code=row.organisation_code, received_at=row.received_at.to_pydatetime(),
+            outcome=row.outcome, reason=row.reason,
+            counts={"rows_received": int(row.rows_received), "rows_accepted": int(row.rows_received) - rejected,
+                    "rows_rejected": rejected, "warnings": int(warnings.get(row.sha256, 0))},
+            issues=issues_of.get(row.sha256, no_issues),
+            notes=notes_of.get(row.sha256, no_notes),
         ))
     return jobs
 
