@@ -220,10 +220,17 @@ def find_table(grid: SheetGrid, column_synonyms: dict[str, dict[str, str]]) -> F
     'note', 'source' or '*') and total rows ('Total...' first) with no data after them.
     """
     best: _Candidate | None = None
+    known = {key for synonyms in column_synonyms.values() for key in synonyms}
     for r, cells in enumerate(grid.rows[:HEADER_SEARCH_ROWS]):
         if sum(1 for c in cells if c is not None) < MIN_SIGNATURE_COLUMNS:
             continue
         keys = [_header_key(c) for c in cells]
+        # A header row names at least MIN_MATCHED_COLUMNS - 1 columns (a wide sheet's periods
+        # count as one more); a data row names none, and is not matched against each dataset.
+        named = sum(1 for i, key in enumerate(keys)
+                    if key and (key in known or (cells[i].__class__ is str and _bare_key(cells[i]) in known)))
+        if named < MIN_MATCHED_COLUMNS - 1:
+            continue
         for dataset, synonyms in column_synonyms.items():
             cand = _match_header(dataset, r, cells, keys, synonyms)
             if cand.signature_hits() < MIN_SIGNATURE_COLUMNS or cand.matched < MIN_MATCHED_COLUMNS:
