@@ -8,7 +8,8 @@ must give, byte for byte, what the same jobs give in the calling process.
 from __future__ import annotations
 
 import os
-from datetime import UTC, datetime
+import shutil
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pandas as pd
@@ -121,3 +122,37 @@ def test_feedback_workbooks_from_workers_match_those_written_here(tmp_path):
                                        issues=job.issues, notes=job.notes, produced_at=produced)
         assert here.read_bytes() == path.read_bytes(), path.name
     assert pd.Series([p.parent.name for p in paths]).eq("feedback").all()
+
+
+def test_files_staged_in_workers_give_the_same_store_and_manifest(tmp_path, monkeypatch):
+    """A small demo month by month: every file read in worker processes, then all read here."""
+    from transforms import load
+    from transforms import run as steps
+    from transforms.demo import ensure_demo
+
+    ensure_demo(tmp_path / "demo", scale=0.15, months=4, end_period="2025-03")
+    monkeypatch.setattr(load, "STAGE_IN_PROCESS_BELOW", 2)  # workers even for a handful of files
+    outcomes = {}
+    for workers in (2, 1):
+        root = tmp_path / f"root-{workers}"
+        shutil.copytree(tmp_path / "demo", root)
+        monkeypatch.setenv("QI_WORKERS", str(workers))
+        monkeypatch.setenv("QI_QUIET_SECONDS", "0")
+        run = steps.open_run(root, as_of=date(2025, 4, 20), demo=True)
+        assert run.workers == workers
+        steps.ingest(run)
+        staged = steps.stage(run)
+        store = load.StagedStore.open(run.root.staged)
+        manifest = run.archive.manifest.sort_values("sha256", ignore_index=True)
+        outcomes[workers] = (sorted(staged), manifest.drop(columns=["first_seen_run"]),
+                             {name: frame.sort_values(["source_sha256", "source_sheet", "source_row"],
+                                                      ignore_index=True) for name, frame in store.tables.items()},
+                             store.parse_issues.sort_values(["source_sha256", "sheet", "row", "column"],
+                                                            ignore_index=True))
+    staged2, manifest2, tables2, issues2 = outcomes[2]
+    staged1, manifest1, tables1, issues1 = outcomes[1]
+    assert len(staged2) >= 20 and staged2 == staged1
+    pd.testing.assert_frame_equal(manifest2, manifest1)
+    for name in tables1:
+        pd.testing.assert_frame_equal(tables2[name], tables1[name], obj=name)
+    pd.testing.assert_frame_equal(issues2, issues1)

@@ -26,6 +26,7 @@ from transforms import checks, marts, outcomes
 from transforms.archive import Archive, scan_landing
 from transforms.datasets import BY_NAME, DATASETS, ENROLMENT_RETURN, MEASURE_DATA, PROJECT_REGISTER
 from transforms.faults import checkpoint
+from transforms.parallel import run_jobs
 from transforms.periods import due_at, periods_between, reporting_period_of
 from transforms.reference import Reference
 from transforms.settings import DataRoot
@@ -185,11 +186,28 @@ def key_participants(frame: pd.DataFrame, key: bytes) -> pd.DataFrame:
     return out
 
 
+STAGE_IN_PROCESS_BELOW = 200  # fewer files are read here: starting worker processes would cost more
+STAGE_CHUNK = 16  # files per task in a worker process
+
+
+def _stage_one(job: tuple[Path, str, dict, dict]):
+    from transforms.staging import stage_file
+
+    path, sha256, column_synonyms, value_synonyms = job
+    return stage_file(path, sha256=sha256, column_synonyms=column_synonyms, value_synonyms=value_synonyms,
+                      frames=False)
+
+
 @no_cycle_collection()  # a million small objects, none in a cycle (staging.py)
-def stage_pending(archive: Archive, store: StagedStore, reference: Reference, key: bytes) -> list[str]:
-    """Read every archived submission still ``pending`` into the staged store; return their hashes."""
+def stage_pending(archive: Archive, store: StagedStore, reference: Reference, key: bytes, *,
+                  workers: int = 1) -> list[str]:
+    """Read every archived submission still ``pending`` into the staged store; return their hashes.
+
+    With ``workers`` > 1 and many files, the files are read in worker processes; what is
+    done with each file's rows, and in what order, is the same.
+    """
     from transforms.normalise import default_value_synonyms
-    from transforms.staging import TypedColumns, stage_file, staged_frame
+    from transforms.staging import TypedColumns, staged_frame
     from transforms.tables import default_column_synonyms
 
     pending = archive.manifest[(archive.manifest["kind"] == "submission") & (archive.manifest["outcome"] == "pending")]
@@ -203,9 +221,11 @@ def stage_pending(archive: Archive, store: StagedStore, reference: Reference, ke
     raw: dict[str, list[TypedColumns]] = {}
     issue_rows: list[dict] = []
     note_rows: list[tuple[str, str, str, str]] = []
-    for row in pending.itertuples(index=False):
-        result = stage_file(archive.raw / row.archive_path, sha256=row.sha256, column_synonyms=column_synonyms,
-                            value_synonyms=value_synonyms, frames=False)
+    rows = list(pending.itertuples(index=False))
+    results = run_jobs(_stage_one, [(archive.raw / row.archive_path, row.sha256, column_synonyms, value_synonyms)
+                                    for row in rows],
+                       workers=workers, chunksize=STAGE_CHUNK, in_process_below=STAGE_IN_PROCESS_BELOW)
+    for row, result in zip(rows, results, strict=True):
         orgs: list[str] = []
         for name, parts in result.columns.items():
             for typed, _ in parts:

@@ -121,7 +121,7 @@ def stage(run: Run) -> list[str]:
     if not meta_path.exists() or json.loads(meta_path.read_text()) != wanted:
         restage_all(run)
     store = load.StagedStore.open(run.root.staged)
-    run.staged_files = load.stage_pending(run.archive, store, run.reference, run.key)
+    run.staged_files = load.stage_pending(run.archive, store, run.reference, run.key, workers=run.workers)
     if run.staged_files:
         store.save()
         atomic_write_bytes(meta_path, json.dumps(wanted, sort_keys=True).encode())
