@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
+import threading
 import warnings
 from dataclasses import dataclass, field
 
@@ -43,9 +45,36 @@ class ValidationResult:
     skipped: dict[str, list[str]] = field(default_factory=dict)
 
 
+_preloading: threading.Thread | None = None
+
+
+def preload_gx() -> None:
+    """Start importing Great Expectations in a background thread (about 2 s of imports).
+
+    Called when files are about to be read, so the import overlaps the reading (which
+    mostly waits for worker processes); ``import_gx`` waits for it to finish. An import
+    error is not raised here: ``import_gx`` meets it again.
+    """
+    global _preloading
+    if _preloading is not None or "great_expectations" in sys.modules:
+        return
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+
+    def load() -> None:
+        try:
+            import great_expectations  # noqa: F401
+        except Exception:  # noqa: BLE001 - raised again, with its traceback, by import_gx
+            pass
+
+    _preloading = threading.Thread(target=load, name="preload-great-expectations", daemon=True)
+    _preloading.start()
+
+
 def import_gx():
     """Import Great Expectations quietly (no analytics, no progress bars, no INFO logs)."""
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    if _preloading is not None:
+        _preloading.join()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         import great_expectations as gx

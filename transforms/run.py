@@ -120,6 +120,11 @@ def stage(run: Run) -> list[str]:
     wanted = staging_meta(run)
     if not meta_path.exists() or json.loads(meta_path.read_text()) != wanted:
         restage_all(run)
+    m = run.archive.manifest
+    if ((m["kind"] == "submission") & (m["outcome"] == "pending")).any():
+        from expectations.runner import preload_gx
+
+        preload_gx()  # new rows will be validated: import Great Expectations while they are read
     store = load.StagedStore.open(run.root.staged)
     run.staged_files = load.stage_pending(run.archive, store, run.reference, run.key, workers=run.workers)
     if run.staged_files:
