@@ -16,8 +16,8 @@ from pathlib import Path
 import pandas as pd
 
 from reports.commissioner import WorkbookContext, build_commissioner_workbook, workbook_path
-from transforms.parallel import run_jobs
 from transforms.marts import SCHEMAS
+from transforms.parallel import run_jobs
 from transforms.reference import Reference, commissioner_scope
 from transforms.storage import read_table
 
