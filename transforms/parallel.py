@@ -1,7 +1,8 @@
-"""Run independent jobs (one workbook each) on the machine's other cores.
+"""Run independent jobs (a file to read, a workbook to write) on the machine's other cores.
 
-Workbooks are pure Python (xlsxwriter), so threads would not help; a pool of worker
-processes does. The pool is started once per process and kept (starting a worker costs
+Reading a spreadsheet into typed rows and writing a workbook are pure Python (calamine's
+cells are typed in Python, xlsxwriter writes XML in Python), so threads would not help;
+a pool of worker processes does. The pool is started once per process and kept (starting a worker costs
 about half a second: a new interpreter importing pandas and xlsxwriter), with the
 ``spawn`` method: the caller may be a Prefect flow with threads of its own, which a
 forked child must not inherit. Workers are in the caller's process group, so stopping a
