@@ -379,9 +379,11 @@ def build(store: StagedStore, submissions: pd.DataFrame, reference: Reference, *
     enrolment = validated.checked[ENROLMENT_RETURN]
     enrol_ok = validated.accepted[ENROLMENT_RETURN]
     projects = marts.dim_project(validated.accepted[PROJECT_REGISTER])
-    measure_ok = validated.accepted[MEASURE_DATA]
+    measure_ok = validated.accepted.pop(MEASURE_DATA)
     registered = measure_ok["project_id"].isin(projects["project_id"])
+    held = int((~registered).sum())
     history = marts.fct_measure_history(measure_ok[registered])
+    del measure_ok, registered  # (memory: the history has every accepted value of a registered project)
 
     first = files["reporting_period"].min() if len(files) else current_period
     periods = periods_between(min(first, current_period), current_period)
@@ -414,7 +416,7 @@ def build(store: StagedStore, submissions: pd.DataFrame, reference: Reference, *
     )
     per_file = files[["sha256"]].copy()
     per_file["rows_rejected"] = per_file["sha256"].map(rejected_rows).fillna(0).astype("int64")
-    return Build(tables, per_file, int((~registered).sum()), validated.gx_results), all_issues
+    return Build(tables, per_file, held, validated.gx_results), all_issues
 
 
 def absence_warnings(facts: pd.DataFrame, returns: pd.DataFrame, files: pd.DataFrame) -> pd.DataFrame:
