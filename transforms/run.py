@@ -20,10 +20,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from transforms import load
+from transforms import load, parallel
 from transforms.archive import Archive
 from transforms.faults import checkpoint
-from transforms.parallel import worker_count
 from transforms.periods import end_of_day, nightly_report_periods, reporting_period_of, shift
 from transforms.publish import current_build, publish
 from transforms.reference import Reference, load_reference, parse_reference
@@ -60,7 +59,7 @@ class Run:
     @property
     def workers(self) -> int:
         """Processes to write workbooks with (``QI_WORKERS``)."""
-        return worker_count(self.settings.workers)
+        return parallel.worker_count(self.settings.workers)
 
 
 def check_environment(data_dir: Path | None, *, demo: bool) -> None:
@@ -127,6 +126,7 @@ def stage(run: Run) -> list[str]:
         preload_gx()  # new rows will be validated: import Great Expectations while they are read
     store = load.StagedStore.open(run.root.staged)
     run.staged_files = load.stage_pending(run.archive, store, run.reference, run.key, workers=run.workers)
+    parallel.shutdown()  # (memory: workers that read files keep what they grew to; new ones write the workbooks)
     if run.staged_files:
         store.save()
         atomic_write_bytes(meta_path, json.dumps(wanted, sort_keys=True).encode())
@@ -246,7 +246,9 @@ def build_and_publish(run: Run, *, until: datetime | None = None, marts_dir: Pat
         _record_outcomes(run, result.file_outcomes, issues)
         run.docs_index = _data_docs(run, result.gx_results)
     log.info("published %s (%d files, %d held measure rows)", folder.name, len(files), result.held_measure_rows)
-    return BuildOutcome(True, folder, fp, result.tables, issues, reference)
+    # Workbooks written in worker processes read the published marts, so the run lets go of
+    # its copy (memory: at double the benchmark's size it is about a third of a gigabyte).
+    return BuildOutcome(True, folder, fp, result.tables if run.workers <= 1 else None, issues, reference)
 
 
 def _data_docs(run: Run, results: list) -> Path | None:
