@@ -29,6 +29,7 @@ _calls: dict[str, list[float]] = defaultdict(list)
 _stack: list[float] = []  # time spent in nested wrappers, per open frame
 _marks: dict[str, float] = {}
 _missing: list[str] = []
+_peaks: dict[str, int] = {}  # wrapped function -> peak RSS (KiB) of this process when it last returned
 
 
 def _timed(stage: str, fn, name: str):
@@ -44,6 +45,8 @@ def _timed(stage: str, fn, name: str):
             nested = _stack.pop()
             _self[stage] += total - nested
             _calls[name].append(round(total, 4))
+            # the process's peak RSS so far, after each call: which stage set the peak
+            _peaks[name] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
             if _stack:
                 _stack[-1] += total
     return wrapper
@@ -238,7 +241,7 @@ def main() -> int:
         result.update({
             "exit_code": code, "started": STARTED, "ended": ended,
             "stages": {k: round(v, 4) for k, v in _self.items()},
-            "calls": dict(_calls), "marks": _marks, "missing_wrappers": _missing,
+            "calls": dict(_calls), "marks": _marks, "missing_wrappers": _missing, "peak_after_kb": _peaks,
             "maxrss_self_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
             "maxrss_children_kb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss,
         })
