@@ -79,6 +79,7 @@ def _install(command: str) -> None:
     _wrap(load, "validate_rows", "validate")
     _wrap(outcomes, "build_project_outcomes", "spc")
     _wrap(outcomes, "build_spc_points", "spc")
+    _wrap(outcomes, "build_outcome_marts", "spc")  # (the two above, in worker processes)
     if command == "run":
         import flows.nightly as nightly
 

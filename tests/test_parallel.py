@@ -156,3 +156,18 @@ def test_files_staged_in_workers_give_the_same_store_and_manifest(tmp_path, monk
     for name in tables1:
         pd.testing.assert_frame_equal(tables2[name], tables1[name], obj=name)
     pd.testing.assert_frame_equal(issues2, issues1)
+
+
+def test_project_outcomes_from_workers_match_those_built_here(monkeypatch):
+    from tests.test_reports_commissioner import synthetic_marts
+    from transforms import outcomes
+
+    marts = synthetic_marts(n_projects=40, months=20, with_measures=True)
+    projects, measure = marts["dim_project"], marts["fct_measure"]
+    periods = [f"{y}-{m:02d}" for y in (2023, 2024, 2025) for m in range(1, 13)]
+    monkeypatch.setattr(outcomes, "SPC_IN_PROCESS_BELOW", 2)
+    there = outcomes.build_outcome_marts(projects, measure, periods, workers=2)
+    here = outcomes.build_project_outcomes(projects, measure, periods), outcomes.build_spc_points(projects, measure)
+    assert len(there[0]) > 200 and len(there[1]) > 200
+    pd.testing.assert_frame_equal(there[0], here[0])
+    pd.testing.assert_frame_equal(there[1], here[1])

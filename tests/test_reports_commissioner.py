@@ -194,8 +194,12 @@ def small_marts() -> dict[str, pd.DataFrame]:
             "mart_spc_points": spc, "mart_project_outcomes": outcomes, "mart_submission_status": _submission_status()}
 
 
-def synthetic_marts(n_projects: int = 200, months: int = 36, seed: int = 20250601) -> dict[str, pd.DataFrame]:
-    """A demo-like programme: seven organisations, five years of cohorts, ``n_projects`` projects."""
+def synthetic_marts(n_projects: int = 200, months: int = 36, seed: int = 20250601,
+                    with_measures: bool = False) -> dict[str, pd.DataFrame]:
+    """A demo-like programme: seven organisations, five years of cohorts, ``n_projects`` projects.
+
+    ``with_measures`` adds the measure values the SPC marts are built from (``fct_measure``,
+    its lineage columns only)."""
     rng = np.random.default_rng(seed)
     orgs = ["RNL", "RPA", "RPB", "RPC", "RPD", "VFC", "IRC"]
     weights = np.array([0.4, 0.12, 0.12, 0.12, 0.1, 0.07, 0.07])
@@ -265,7 +269,7 @@ def synthetic_marts(n_projects: int = 200, months: int = 36, seed: int = 2025060
     return {"mart_programme_summary": summary, "dim_project": dim_project, "fct_enrolment": enrolment,
             "mart_spc_points": build_spc_points(dim_project, fct_measure),
             "mart_project_outcomes": build_project_outcomes(dim_project, fct_measure, [PERIOD]),
-            "mart_submission_status": status}
+            "mart_submission_status": status} | ({"fct_measure": fct_measure} if with_measures else {})
 
 
 # --- Reading workbooks back ---------------------------------------------------------------------

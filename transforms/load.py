@@ -355,7 +355,7 @@ def _accepted(frame: pd.DataFrame, issues: pd.DataFrame) -> pd.DataFrame:
 
 
 def build(store: StagedStore, submissions: pd.DataFrame, reference: Reference, *, current_period: str,
-          due_day: int) -> tuple[Build, pd.DataFrame]:
+          due_day: int, workers: int = 1) -> tuple[Build, pd.DataFrame]:
     """Validate every staged row of ``submissions`` and build the marts.
 
     ``submissions`` are the manifest rows of the submissions in this build (received by
@@ -390,6 +390,7 @@ def build(store: StagedStore, submissions: pd.DataFrame, reference: Reference, *
     measure = marts.fct_measure(history)
     enrolment_facts = marts.fct_enrolment(enrol_ok, enrolment)
     all_issues = pd.concat([all_issues, absence_warnings(enrolment_facts, enrolment, files)], ignore_index=True)
+    project_outcomes, spc_points = outcomes.build_outcome_marts(projects, measure, periods, workers=workers)
     tables = {
         "dim_organisation": marts.dim_organisation(reference.organisations),
         "dim_cohort": marts.dim_cohort(reference.cohorts),
@@ -399,8 +400,8 @@ def build(store: StagedStore, submissions: pd.DataFrame, reference: Reference, *
         "fct_measure_history": history,
         "fct_measure": measure,
         "mart_programme_summary": marts.mart_programme_summary(enrol_ok, reference.cohorts, periods),
-        "mart_project_outcomes": outcomes.build_project_outcomes(projects, measure, periods),
-        "mart_spc_points": outcomes.build_spc_points(projects, measure),
+        "mart_project_outcomes": project_outcomes,
+        "mart_spc_points": spc_points,
         "data_quality_issues": all_issues,
         "mart_submission_status": marts.mart_submission_status(
             submissions, file_rows, enrolment_facts, projects, reference.cohorts, periods,

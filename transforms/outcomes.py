@@ -28,6 +28,7 @@ from datetime import date
 import pandas as pd
 import pyarrow as pa
 
+from transforms.parallel import run_jobs
 from transforms.spc import PChartResult, RunChartResult, XmrResult, p_chart, run_chart, xmr
 
 MIN_POINTS = 12  # SPEC 7: fewer points than this is insufficient data
@@ -438,3 +439,37 @@ def build_project_outcomes(dim_project: pd.DataFrame, fct_measure: pd.DataFrame,
             out.append({**previous[1], "reporting_period": reporting_period})
     frame = _frame(out, MART_PROJECT_OUTCOMES_SCHEMA)
     return frame.sort_values(["reporting_period", "project_id"], ignore_index=True)
+
+
+SPC_IN_PROCESS_BELOW = 100  # fewer projects are analysed here: shipping them to workers would cost more
+
+
+def _outcome_marts(job: tuple[pd.DataFrame, pd.DataFrame, list[str]]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    projects, measures, periods = job
+    return build_project_outcomes(projects, measures, periods), build_spc_points(projects, measures)
+
+
+def build_outcome_marts(dim_project: pd.DataFrame, fct_measure: pd.DataFrame, periods: list[str], *,
+                        workers: int = 1) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(mart_project_outcomes, mart_spc_points), the same as building each on its own.
+
+    Projects are analysed independently, so with ``workers`` > 1 and enough projects they
+    go to worker processes in runs of consecutive project ids (each with only its own
+    measure rows), and the pieces are put back in the order the builders give.
+    """
+    if workers <= 1 or len(dim_project) < SPC_IN_PROCESS_BELOW:
+        return build_project_outcomes(dim_project, fct_measure, periods), build_spc_points(dim_project, fct_measure)
+    _require(dim_project, PROJECT_COLUMNS, "dim_project")
+    _require(fct_measure, MEASURE_COLUMNS, "fct_measure")
+    projects = dim_project.sort_values("project_id", kind="stable", ignore_index=True)
+    pieces = 2 * workers  # uneven series lengths: more pieces than workers keeps both busy
+    bounds = [len(projects) * i // pieces for i in range(pieces + 1)]
+    jobs = []
+    for lo, hi in zip(bounds, bounds[1:], strict=False):
+        part = projects.iloc[lo:hi]
+        jobs.append((part, fct_measure[fct_measure["project_id"].isin(part["project_id"])], periods))
+    results = run_jobs(_outcome_marts, jobs, workers=workers)
+    outcomes = pd.concat([r[0] for r in results], ignore_index=True)
+    outcomes = outcomes.sort_values(["reporting_period", "project_id"], ignore_index=True)
+    points = pd.concat([r[1] for r in results], ignore_index=True)
+    return outcomes, points

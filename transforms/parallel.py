@@ -15,6 +15,7 @@ per core available to this process, 1 runs every job in the calling process.
 from __future__ import annotations
 
 import atexit
+import importlib
 import logging
 import multiprocessing
 import os
@@ -65,6 +66,24 @@ def shutdown() -> None:
 atexit.register(shutdown)
 
 
+def start(workers: int, modules: Sequence[str] = ()) -> None:
+    """Start the worker processes now, each importing ``modules``, without waiting for them.
+
+    Their start-up (an interpreter, pandas, the modules) then overlaps whatever the
+    caller does next, instead of delaying the first jobs.
+    """
+    if workers <= 1:
+        return
+    pool = _executor(workers)
+    for _ in range(workers):  # one task each: a busy worker makes the pool start the next
+        pool.submit(_import, tuple(modules))
+
+
+def _import(modules: tuple[str, ...]) -> None:
+    for name in modules:
+        importlib.import_module(name)
+
+
 def run_jobs(fn: Callable[[T], R], jobs: Sequence[T], *, workers: int, chunksize: int = 1,
              in_process_below: int = 2) -> list[R]:
     """``[fn(job) for job in jobs]``, in that order, spread over ``workers`` processes.
@@ -88,4 +107,4 @@ def run_jobs(fn: Callable[[T], R], jobs: Sequence[T], *, workers: int, chunksize
         return [fn(job) for job in jobs]
 
 
-__all__ = ["available_cores", "run_jobs", "shutdown", "worker_count"]
+__all__ = ["available_cores", "run_jobs", "shutdown", "start", "worker_count"]

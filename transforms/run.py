@@ -30,6 +30,8 @@ from transforms.settings import DEMO_PSEUDONYMISATION_KEY, DataRoot, Settings, U
 from transforms.storage import atomic_write_bytes
 
 log = logging.getLogger("qi.run")
+# What the worker processes import before their first job (transforms.parallel.start).
+WORKER_MODULES = ("transforms.outcomes", "reports.commissioner", "reports.feedback")
 # Bump when a change to the code changes what a build produces from the same inputs.
 BUILD_VERSION = "1"
 
@@ -234,9 +236,12 @@ def build_and_publish(run: Run, *, until: datetime | None = None, marts_dir: Pat
     if current and current.get("fingerprint") == fp and not unrecorded:
         log.info("nothing changed since publish %s: marts left as they are", current["publish_id"])
         return BuildOutcome(False, marts_dir / "current", fp, reference=reference)
+    # Worker processes analyse the projects and write the workbooks: started now, they get
+    # ready while the rows are validated.
+    parallel.start(run.workers, WORKER_MODULES)
     # The store goes straight into build (no reference kept here), which lets go of it once read.
     result, issues = load.build(load.StagedStore.open(run.root.staged), files, reference, current_period=current_period,
-                                due_day=run.settings.due_day)
+                                due_day=run.settings.due_day, workers=run.workers)
     info = {"publish_id": f"{run.now:%Y%m%dT%H%M%S}-{fp[:10]}", "fingerprint": fp, "run_id": run.run_id,
             "built_at": run.now.isoformat(), "known_at": until.isoformat(), "current_period": current_period,
             "files": len(files), "reference_sha256": reference.sha256}
