@@ -462,6 +462,9 @@ def build_outcome_marts(dim_project: pd.DataFrame, fct_measure: pd.DataFrame, pe
     _require(dim_project, PROJECT_COLUMNS, "dim_project")
     _require(fct_measure, MEASURE_COLUMNS, "fct_measure")
     projects = dim_project.sort_values("project_id", kind="stable", ignore_index=True)
+    # Only the primary measures are analysed (_primary_series): ship nothing else.
+    primary = pd.MultiIndex.from_frame(projects[["project_id", "measure_name"]])
+    fct_measure = fct_measure[pd.MultiIndex.from_frame(fct_measure[["project_id", "measure_name"]]).isin(primary)]
     pieces = 2 * workers  # uneven series lengths: more pieces than workers keeps both busy
     bounds = [len(projects) * i // pieces for i in range(pieces + 1)]
     jobs = []
