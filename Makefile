@@ -39,7 +39,7 @@ system-deps:
 test: $(STAMP) system-deps
 	$(BIN)/python -m pytest
 
-# The performance benchmark (not part of `make test`; README, Benchmark): about 20 minutes on
+# The performance benchmark (not part of `make test`; README, Benchmark): about 10 minutes on
 # 2 cores. `make bench BENCH_ARGS=--quick` is a smoke run of under 3 minutes.
 bench: $(STAMP)
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
