@@ -149,17 +149,11 @@ class _Problem:
 
     # -- candidates ---------------------------------------------------------------------
 
-    def candidates(self, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Perturbations that may change cell ``k``: (atoms, coefficients), both (n, 4), -1 padded."""
-        blocks = list(self.candidate_blocks(k))
-        if not blocks:
-            return np.zeros((0, 4), dtype="int64"), np.zeros((0, 4), dtype="int64")
-        return np.concatenate([b[0] for b in blocks]), np.concatenate([b[1] for b in blocks])
-
     def candidate_blocks(self, k: int) -> Iterator[tuple[np.ndarray, ...]]:
-        """``candidates(k)`` in consecutive blocks (in the same order): for each atom of ``k``, its one- and
-        two-atom moves, then its rectangles with each other atom of its row. Each block is
-        (atoms, coefficients, plus, minus): ``plus``/``minus`` as ``_directions`` gives them."""
+        """Perturbations that may change cell ``k``, in blocks, in a fixed order: for each atom of
+        ``k``, its one- and two-atom moves, then its rectangles with each other atom of its row.
+        Each block is (atoms, coefficients), both (n, 4) and -1 padded, and the valid
+        directions (plus, minus) as ``_directions`` gives them."""
         inside = np.zeros(self.n, dtype=bool)
         inside[self.members[k]] = True
         for a in self.members[k][self.x[self.members[k]] >= 1]:
@@ -308,11 +302,9 @@ class _Problem:
             usable_, cost_ = found[-1][2], found[-1][3]
             if (usable_ & (cost_ <= 0)).any():
                 break
-        if not found:  # cannot happen: one person more in an atom of k always works
+        if not any(f[2].any() for f in found):  # cannot happen: one person more in an atom of k always works
             raise AssertionError(f"no perturbation protects cell {k}")
         atoms, coefs, usable, cost, touched, plus, minus = (np.concatenate([f[i] for f in found]) for i in range(7))
-        if not usable.any():
-            raise AssertionError(f"no perturbation protects cell {k}")
         cost = np.where(usable, cost, np.inf)
         if cost.min() > 0:  # something new would be suppressed: look further
             more_atoms, more_coefs, more_plus, more_minus = self.zigzags(k)
