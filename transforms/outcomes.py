@@ -275,11 +275,7 @@ def _direction(value: object, project_id: str) -> str:
 
 def _primary_series(dim_project: pd.DataFrame, fct_measure: pd.DataFrame):
     """Yield (project row, its primary measure's rows in period order) for every project."""
-    _require(dim_project, PROJECT_COLUMNS, "dim_project")
-    _require(fct_measure, MEASURE_COLUMNS, "fct_measure")
-    # Only each project's primary measure is analysed: leave the other series out first.
-    primary = pd.MultiIndex.from_frame(dim_project[["project_id", "measure_name"]])
-    measures = fct_measure[pd.MultiIndex.from_frame(fct_measure[["project_id", "measure_name"]]).isin(primary)]
+    measures = _primary_rows(dim_project, fct_measure)
     if "received_at" in measures.columns:  # one value per period: the newest (SPEC 4)
         measures = measures.sort_values("received_at", kind="stable")
     measures = measures.drop_duplicates(subset=["project_id", "measure_name", "period"], keep="last")
@@ -290,6 +286,14 @@ def _primary_series(dim_project: pd.DataFrame, fct_measure: pd.DataFrame):
         if rows is None or rows.empty:
             continue
         yield project, rows.reset_index(drop=True)
+
+
+def _primary_rows(dim_project: pd.DataFrame, fct_measure: pd.DataFrame) -> pd.DataFrame:
+    """The rows of ``fct_measure`` that belong to a project's primary measure (the only ones analysed)."""
+    _require(dim_project, PROJECT_COLUMNS, "dim_project")
+    _require(fct_measure, MEASURE_COLUMNS, "fct_measure")
+    primary = pd.MultiIndex.from_frame(dim_project[["project_id", "measure_name"]])
+    return fct_measure[pd.MultiIndex.from_frame(fct_measure[["project_id", "measure_name"]]).isin(primary)]
 
 
 def _analyse(project, rows: pd.DataFrame) -> SeriesAnalysis:
@@ -459,12 +463,8 @@ def build_outcome_marts(dim_project: pd.DataFrame, fct_measure: pd.DataFrame, pe
     """
     if workers <= 1 or len(dim_project) < SPC_IN_PROCESS_BELOW:
         return build_project_outcomes(dim_project, fct_measure, periods), build_spc_points(dim_project, fct_measure)
-    _require(dim_project, PROJECT_COLUMNS, "dim_project")
-    _require(fct_measure, MEASURE_COLUMNS, "fct_measure")
     projects = dim_project.sort_values("project_id", kind="stable", ignore_index=True)
-    # Only the primary measures are analysed (_primary_series): ship nothing else.
-    primary = pd.MultiIndex.from_frame(projects[["project_id", "measure_name"]])
-    fct_measure = fct_measure[pd.MultiIndex.from_frame(fct_measure[["project_id", "measure_name"]]).isin(primary)]
+    fct_measure = _primary_rows(projects, fct_measure)  # ship nothing that is not analysed
     pieces = 2 * workers  # uneven series lengths: more pieces than workers keeps both busy
     bounds = [len(projects) * i // pieces for i in range(pieces + 1)]
     jobs = []

@@ -60,7 +60,7 @@ class Run:
 
     @property
     def workers(self) -> int:
-        """Processes to write workbooks with (``QI_WORKERS``)."""
+        """Worker processes for reading many files, the SPC analysis and the workbooks (``QI_WORKERS``)."""
         return parallel.worker_count(self.settings.workers)
 
 
