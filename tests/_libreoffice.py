@@ -70,6 +70,17 @@ def libreoffice() -> str:
     return soffice()
 
 
+def flat_copies(paths: list[Path], folder: Path) -> list[Path]:
+    """Copies of ``paths`` in one folder, numbered so their names stay distinct (one soffice run)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    copies = []
+    for i, path in enumerate(dict.fromkeys(paths)):
+        copy = folder / f"{i:02d}_{path.name}"
+        copy.write_bytes(path.read_bytes())
+        copies.append(copy)
+    return copies
+
+
 def convert(workbooks: list[Path], outdir: Path, *, to: str = "xlsx", timeout: float = 300,
             executable: str | None = None) -> dict[Path, Path | None]:
     """Convert ``workbooks`` in one soffice run; map each to its converted file (raise if any failed).

@@ -19,7 +19,7 @@ from pathlib import Path
 import openpyxl
 import pytest
 
-from tests.helpers import workbook
+from tests.helpers import corrupt_member, workbook
 from transforms import run as run_steps
 from transforms.staging import NO_DATASET, stage_file
 
@@ -83,14 +83,8 @@ def make(kind: str, folder: Path) -> Path:
         path.write_bytes(data[: len(data) // 2])
         return path
     if kind == "corrupt sheet":
-        path = good_return(folder / "corrupt.xlsx")
-        with zipfile.ZipFile(path) as z:
-            members = {i.filename: z.read(i) for i in z.infolist()}
-        members["xl/worksheets/sheet1.xml"] = b"<worksheet><sheetData><row r=1><c r="
-        with zipfile.ZipFile(path, "w") as z:
-            for name, data in members.items():
-                z.writestr(name, data)
-        return path
+        return corrupt_member(good_return(folder / "corrupt.xlsx"), "xl/worksheets/sheet1.xml",
+                              b"<worksheet><sheetData><row r=1><c r=")
     if kind in ("encrypted xlsx", "encrypted xlsm"):
         # What Excel writes for a workbook with a password to open: a compound file holding
         # the encryption parameters and the encrypted package, nothing readable.

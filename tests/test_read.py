@@ -13,25 +13,11 @@ import xlsxwriter
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.helpers import corrupt_member
+from tests.helpers import workbook as write_openpyxl
 from transforms.read import SheetGrid, UnreadableFile, read_grids
 
 # --- builders ------------------------------------------------------------------------------
-
-
-def write_openpyxl(path: Path, sheets: dict[str, list[list[object]]], *, hidden: dict[str, str] | None = None,
-                   formats: dict[tuple[str, str], str] | None = None) -> Path:
-    wb = openpyxl.Workbook()
-    wb.remove(wb.active)
-    for name, rows in sheets.items():
-        ws = wb.create_sheet(name)
-        for row in rows:
-            ws.append(row)
-        if hidden and name in hidden:
-            ws.sheet_state = hidden[name]
-    for (sheet, ref), fmt in (formats or {}).items():
-        wb[sheet][ref].number_format = fmt
-    wb.save(path)
-    return path
 
 
 def minimal_xlsx(path: Path, sheet_xml: bytes, *, styles_xml: bytes | None = None) -> Path:
@@ -263,12 +249,7 @@ class TestRejections:
 
     def test_corrupt_member(self, tmp_path):
         path = write_openpyxl(tmp_path / "bad.xlsx", {"S": [["a", 1]] * 50})
-        with zipfile.ZipFile(path) as z:
-            members = {i.filename: z.read(i) for i in z.infolist()}
-        members["xl/worksheets/sheet1.xml"] = b"<worksheet><sheetData><row r=1><c r="
-        with zipfile.ZipFile(path, "w") as z:
-            for name, data in members.items():
-                z.writestr(name, data)
+        corrupt_member(path, "xl/worksheets/sheet1.xml", b"<worksheet><sheetData><row r=1><c r=")
         assert "damaged" in reason(path)
 
     @pytest.mark.parametrize("name", ["secret.xlsx", "secret.xlsm"])

@@ -759,12 +759,7 @@ def test_200_projects_stay_usable(big):
 def test_workbooks_open_in_libreoffice(tmp_path, gallery, big, libreoffice):  # noqa: F811
     """Convert every workbook this module wrote, in one soffice run, and check each sheet came through."""
     assert len(PRODUCED_FILES) >= 8
-    flat = []
-    for i, path in enumerate(dict.fromkeys(PRODUCED_FILES)):
-        copy = tmp_path / "in" / f"{i:02d}_{path.name}"
-        copy.parent.mkdir(exist_ok=True)
-        copy.write_bytes(path.read_bytes())
-        flat.append(copy)
+    flat = _libreoffice.flat_copies(PRODUCED_FILES, tmp_path / "in")
     converted = _libreoffice.convert(flat, tmp_path / "out", executable=libreoffice)
     for source, result in converted.items():
         assert _libreoffice.sheet_names(result) == SHEETS, source.name

@@ -163,12 +163,7 @@ def test_feedback_is_deterministic(tmp_path, books):
 
 
 def test_feedback_workbooks_open_in_libreoffice(tmp_path, books, libreoffice):  # noqa: F811
-    flat = []
-    for i, path in enumerate(dict.fromkeys(PRODUCED_FILES)):
-        copy = tmp_path / "in" / f"{i:02d}_{path.name}"
-        copy.parent.mkdir(exist_ok=True)
-        copy.write_bytes(path.read_bytes())
-        flat.append(copy)
+    flat = _libreoffice.flat_copies(PRODUCED_FILES, tmp_path / "in")
     assert len(flat) >= 4
     for source, result in _libreoffice.convert(flat, tmp_path / "out", executable=libreoffice).items():
         assert _libreoffice.sheet_names(result) == SHEETS, source.name
