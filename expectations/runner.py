@@ -4,18 +4,30 @@ Rows from every file of a run are validated together (a GX run has a fixed cost 
 about 65 ms, STACK.md); each failure is mapped back to its row through ``_row_id``.
 Personal columns are never handed to GX, so Data Docs cannot show them. The raw GX
 results are kept on the ``ValidationResult`` for ``expectations.docs.write_data_docs``.
+
+Every expectation is row-wise (cross-row rules are ``chk_*`` columns computed before), so
+a row's outcome depends only on the values of the columns its suite checks. With a
+``ValidationMemo`` a row already validated under the same suite is not handed to GX again:
+its failures come from the memo. A nightly run then validates only the rows that are new
+or changed, and the Data Docs show those.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import os
 import sys
 import threading
 import warnings
 from dataclasses import dataclass, field
+from importlib.metadata import version
+from pathlib import Path
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from expectations import enrolment_return, measure_data, project_register
 from expectations.checks import Check
@@ -46,6 +58,100 @@ class ValidationResult:
 
 
 _preloading: threading.Thread | None = None
+log = logging.getLogger("qi.validate")
+
+# Bump when a change here changes which rows fail for the same suite and values.
+MEMO_VERSION = "1"
+MEMO_SCHEMA = pa.schema([
+    ("suite", pa.string()),  # suite_fingerprint of the checks applied
+    ("h1", pa.uint64()),  # two independent 64-bit hashes of the checked values: a 128-bit key
+    ("h2", pa.uint64()),
+    ("failed", pa.string()),  # indices (in the suite's check list) of the checks the row fails, comma-separated
+])
+
+
+def suite_fingerprint(dataset: str, checks: list[tuple[int, Check]]) -> str:
+    """Identifies a suite as applied: its checks (with their value sets), GX's version and ours."""
+    def plain(value: object) -> object:
+        return sorted(value, key=str) if isinstance(value, set | frozenset) else str(value)
+
+    spec = [dataset, MEMO_VERSION, version("great_expectations"),
+            [(i, c.rule, c.expectation, c.severity, c.kwargs) for i, c in checks]]
+    return hashlib.sha256(json.dumps(spec, sort_keys=True, default=plain).encode()).hexdigest()[:32]
+
+
+def row_keys(frame: pd.DataFrame, columns: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Two 64-bit hashes of each row's values in ``columns`` (in that order)."""
+    sub = frame[list(dict.fromkeys(columns))]
+    return (pd.util.hash_pandas_object(sub, index=False, hash_key="qi-validated-v1a").to_numpy(),
+            pd.util.hash_pandas_object(sub, index=False, hash_key="qi-validated-v1b").to_numpy())
+
+
+class ValidationMemo:
+    """What GX said of each row already validated: (suite, row key) -> the checks it fails.
+
+    Kept as one Parquet file next to the staged store (derived data: losing it only costs
+    time). Entries are only ever added for rows GX has just validated; ``save`` keeps the
+    entries used or added in this run, plus older ones while the memo is small.
+    """
+
+    def __init__(self, path: Path | None, frame: pd.DataFrame | None = None) -> None:
+        self.path = path
+        self.frame = frame if frame is not None else MEMO_SCHEMA.empty_table().to_pandas()
+        self._index: pd.Index | None = None
+        self._used: list[pd.DataFrame] = []
+
+    @classmethod
+    def open(cls, path: Path) -> ValidationMemo:
+        """The memo at ``path``; an empty one when it is missing or unreadable (every row is validated)."""
+        from transforms.storage import read_table
+
+        if path.exists():
+            try:
+                return cls(path, read_table(path, MEMO_SCHEMA))
+            except Exception as exc:  # noqa: BLE001 - a cache: start again rather than fail the run
+                log.warning("validation memo unreadable, validating every row again: %s", type(exc).__name__)
+        return cls(path)
+
+    def _keys(self) -> pd.Index:
+        if self._index is None:
+            self._index = pd.MultiIndex.from_arrays([self.frame["suite"], self.frame["h1"], self.frame["h2"]])
+        return self._index
+
+    def lookup(self, suite: str, h1: np.ndarray, h2: np.ndarray) -> np.ndarray:
+        """Each row's failed checks ('' when it passed), or None when the memo has not seen it."""
+        if not len(self.frame) or not len(h1):
+            return np.full(len(h1), None, dtype=object)
+        wanted = pd.MultiIndex.from_arrays([np.full(len(h1), suite, dtype=object), h1, h2])
+        index = self._keys()
+        if not index.is_unique:
+            self.frame = self.frame.drop_duplicates(["suite", "h1", "h2"], keep="last", ignore_index=True)
+            self._index = None
+            index = self._keys()
+        position = index.get_indexer(wanted)
+        failed = self.frame["failed"].to_numpy(dtype=object)
+        out = np.where(position >= 0, failed[np.maximum(position, 0)], None)
+        hits = position[position >= 0]
+        if len(hits):
+            self._used.append(self.frame.iloc[np.unique(hits)])
+        return out
+
+    def add(self, suite: str, h1: np.ndarray, h2: np.ndarray, failed: list[str]) -> None:
+        self._used.append(pd.DataFrame({"suite": suite, "h1": h1, "h2": h2, "failed": failed}))
+
+    def save(self, keep_unused_below: int = 2_000_000) -> None:
+        """Write the memo (atomically). Older entries are kept while the memo stays under
+        ``keep_unused_below`` rows, so a backfill of early periods does not forget later rows."""
+        from transforms.storage import write_table
+
+        if self.path is None or not self._used:
+            return
+        used = pd.concat(self._used, ignore_index=True)
+        frame = pd.concat([self.frame, used], ignore_index=True) if len(self.frame) + len(used) < keep_unused_below \
+            else used
+        frame = frame.drop_duplicates(["suite", "h1", "h2"], keep="last", ignore_index=True)
+        write_table(frame, self.path, MEMO_SCHEMA)
+        self.frame, self._index, self._used = frame, None, []
 
 
 def preload_gx() -> None:
@@ -91,69 +197,72 @@ def _context():
     return gx, context
 
 
-def validate(frames: dict[str, pd.DataFrame], reference: Reference, *, run_name: str = "run") -> ValidationResult:
+def validate(frames: dict[str, pd.DataFrame], reference: Reference, *, run_name: str = "run",
+             memo: ValidationMemo | None = None) -> ValidationResult:
     """Validate each dataset's frame (with ``_row_id`` and ``chk_*`` columns) in one batch.
 
     ``frames``: dataset name -> every row of that dataset in the run, with ``_row_id``
     (unique within the frame) and the ``chk_*`` columns of ``transforms.checks``.
-    Returns one issue per failing row per rule, success per dataset and the raw GX results.
+    ``memo``: rows it has seen under the same suite are not validated again (and GX is
+    not even imported when it has seen them all); the caller saves it.
+    Returns one issue per failing row per rule, success per dataset and the raw GX results
+    (of the rows GX validated).
     """
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return _validate(frames, reference, run_name)
+        return _validate(frames, reference, run_name, memo)
 
 
-def _validate(frames: dict[str, pd.DataFrame], reference: Reference, run_name: str) -> ValidationResult:
+def _validate(frames: dict[str, pd.DataFrame], reference: Reference, run_name: str,
+              memo: ValidationMemo | None) -> ValidationResult:
     present = {name: frame for name, frame in frames.items() if len(frame)}
     if not present:
         return ValidationResult(pd.DataFrame(columns=ISSUE_COLUMNS), {})
-    gx, context = _context()
-    source = context.data_sources.add_pandas("qi")
     found: list[pd.DataFrame] = []
     success: dict[str, bool] = {}
     results: list = []
     skipped: dict[str, list[str]] = {}
+    gx = context = source = None
     for name, frame in present.items():
         checks: list[Check] = SUITES[name](reference)
         safe = frame[[c for c in frame.columns if c not in PERSONAL]]
-        suite = gx.ExpectationSuite(name=name)
-        for index, check in enumerate(checks):
-            if check.checked_column not in safe.columns:
-                skipped.setdefault(name, []).append(check.rule)
-                continue
-            meta = {"check": index, "rule": check.rule, "severity": check.severity, "column": check.column}
-            expectation = getattr(gx.expectations, check.expectation)(
-                **check.kwargs, meta=meta, description=check.description(),
-                severity="critical" if check.severity == "error" else "warning",
-            )
-            suite.add_expectation(expectation)
-        suite = context.suites.add(suite)
-        batch = source.add_dataframe_asset(name).add_batch_definition_whole_dataframe(f"{name}_{run_name}")
-        definition = context.validation_definitions.add(gx.ValidationDefinition(name=f"{name}_{run_name}", data=batch, suite=suite))
-        # _row_id maps failures back; file, sheet and row let an analyst find them from the Data Docs.
-        index_columns = ["_row_id", *[c for c in LOCATION_COLUMNS if c in safe.columns]]
-        result = definition.run(
-            batch_parameters={"dataframe": safe},
-            result_format={"result_format": "COMPLETE", "unexpected_index_column_names": index_columns},
-        )
-        success[name] = bool(result.success)
-        results.append(result)
-        for item in result.results:
-            if item.success:
-                continue
-            check = checks[item.expectation_config.meta["check"]]
-            failure = _exception_message(item)
-            if failure:
-                # A rule that could not be evaluated must not pass rows silently.
-                raise RuntimeError(f"validation rule {name}.{check.rule} could not be evaluated: {failure}")
-            rows = [entry["_row_id"] for entry in item.result.get("unexpected_index_list") or []]
-            if not rows:
-                continue
+        applied = [(i, c) for i, c in enumerate(checks) if c.checked_column in safe.columns]
+        skipped[name] = [c.rule for c in checks if c.checked_column not in safe.columns]
+        if not skipped[name]:
+            del skipped[name]
+        failing: dict[int, list[int]] = {}  # check index -> _row_ids, from GX or the memo
+        if memo is not None:
+            fingerprint = suite_fingerprint(name, applied)
+            h1, h2 = row_keys(safe, [c.checked_column for _, c in applied])
+            known = memo.lookup(fingerprint, h1, h2)
+            fresh = pd.isna(known)
+            for row_id, failed in zip(safe["_row_id"].to_numpy()[~fresh], known[~fresh], strict=True):
+                for index in failed.split(",") if failed else ():
+                    failing.setdefault(int(index), []).append(int(row_id))
+            safe = safe[fresh]
+        if len(safe):
+            if gx is None:
+                gx, context = _context()
+                source = context.data_sources.add_pandas("qi")
+            result, fresh_failing = _run_suite(gx, context, source, name, checks, applied, safe, run_name)
+            results.append(result)
+            for index, rows in fresh_failing.items():
+                failing.setdefault(index, []).extend(rows)
+            if memo is not None:
+                failed_of: dict[int, list[str]] = {}
+                for index, rows in fresh_failing.items():
+                    for row_id in rows:
+                        failed_of.setdefault(row_id, []).append(str(index))
+                memo.add(fingerprint, h1[fresh], h2[fresh],
+                         [",".join(failed_of.get(int(r), ())) for r in safe["_row_id"].to_numpy()])
+        success[name] = not failing
+        for index in sorted(failing):
+            check = checks[index]
             found.append(
                 pd.DataFrame(
                     {
                         "dataset": name,
-                        "_row_id": pd.array(rows, dtype="int64"),
+                        "_row_id": pd.array(sorted(failing[index]), dtype="int64"),
                         "rule": check.rule,
                         "column": check.column,
                         "severity": check.severity,
@@ -164,6 +273,43 @@ def _validate(frames: dict[str, pd.DataFrame], reference: Reference, run_name: s
             )
     issues = pd.concat(found, ignore_index=True) if found else pd.DataFrame(columns=ISSUE_COLUMNS)
     return ValidationResult(issues, success, results, skipped)
+
+
+def _run_suite(gx, context, source, name: str, checks: list[Check], applied: list[tuple[int, Check]],
+               safe: pd.DataFrame, run_name: str) -> tuple[object, dict[int, list[int]]]:
+    """One GX validation of ``safe`` against the ``applied`` checks: the result and, per
+    failing check (its index in ``checks``), the ``_row_id`` of each failing row."""
+    suite = gx.ExpectationSuite(name=name)
+    for index, check in applied:
+        meta = {"check": index, "rule": check.rule, "severity": check.severity, "column": check.column}
+        expectation = getattr(gx.expectations, check.expectation)(
+            **check.kwargs, meta=meta, description=check.description(),
+            severity="critical" if check.severity == "error" else "warning",
+        )
+        suite.add_expectation(expectation)
+    suite = context.suites.add(suite)
+    batch = source.add_dataframe_asset(name).add_batch_definition_whole_dataframe(f"{name}_{run_name}")
+    definition = context.validation_definitions.add(gx.ValidationDefinition(name=f"{name}_{run_name}", data=batch,
+                                                                            suite=suite))
+    # _row_id maps failures back; file, sheet and row let an analyst find them from the Data Docs.
+    index_columns = ["_row_id", *[c for c in LOCATION_COLUMNS if c in safe.columns]]
+    result = definition.run(
+        batch_parameters={"dataframe": safe},
+        result_format={"result_format": "COMPLETE", "unexpected_index_column_names": index_columns},
+    )
+    failing: dict[int, list[int]] = {}
+    for item in result.results:
+        if item.success:
+            continue
+        index = item.expectation_config.meta["check"]
+        failure = _exception_message(item)
+        if failure:
+            # A rule that could not be evaluated must not pass rows silently.
+            raise RuntimeError(f"validation rule {name}.{checks[index].rule} could not be evaluated: {failure}")
+        rows = [int(entry["_row_id"]) for entry in item.result.get("unexpected_index_list") or []]
+        if rows:
+            failing[int(index)] = rows
+    return result, failing
 
 
 def _exception_message(item) -> str | None:

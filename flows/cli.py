@@ -60,6 +60,10 @@ def _run_flow(root: DataRoot, flow_name: str, **parameters: object) -> dict:
         from flows.nightly import nightly as target
     else:
         from flows.backfill import backfill as target
+    from transforms.run import warm_up
+
+    warm_up(root, as_of=parameters.get("as_of"), settings=Settings(),  # type: ignore[arg-type]
+            validating=True if flow_name == "backfill" else None)
     try:
         return target(data_dir=str(root.root), **parameters)
     except UsageError as exc:

@@ -170,6 +170,11 @@ class Archive:
     def known(self, sha256: str) -> bool:
         return sha256 in self._known
 
+    def indexed(self, file: LandingFile) -> bool:
+        """Whether the landing index has this file with its size and mtime (so it was hashed before)."""
+        cached = self._index.get(file.rel)
+        return bool(cached) and cached[0] == file.size and cached[1] == file.mtime_ns
+
     def hash_of(self, file: LandingFile) -> str:
         """The file's SHA-256, from the index when size and mtime are unchanged."""
         cached = self._index.get(file.rel)

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 
@@ -44,6 +45,8 @@ NO_DATA_ROWS = ("The file has column headers but no rows of data, so nothing was
                 "Send it again with your rows filled in.")
 # Bump when staging code changes what a file becomes: the archive is staged again.
 STAGING_VERSION = "1"
+# What GX said of rows already validated (expectations.runner.ValidationMemo), next to the staged store.
+VALIDATION_MEMO = "validation_memo.parquet"
 
 
 def _staged_schema(dataset: str) -> pa.Schema:
@@ -306,14 +309,18 @@ class Validated:
 
 
 def validate_rows(frames: dict[str, pd.DataFrame], parse_issues: pd.DataFrame, notes: pd.DataFrame,
-                  files: pd.DataFrame, reference: Reference, *, known_projects: pd.DataFrame | None = None) -> Validated:
+                  files: pd.DataFrame, reference: Reference, *, known_projects: pd.DataFrame | None = None,
+                  memo_path: Path | None = None) -> Validated:
     """Validate staged rows (joined to their files) in one GX batch per dataset.
 
     The register goes first: the measure rules need each project's primary measure type,
     from the accepted register rows plus ``known_projects`` (the published register,
-    for ``validate`` on files alone).
+    for ``validate`` on files alone). With ``memo_path`` rows validated before under the
+    same suite are not validated again (``expectations.runner.ValidationMemo``).
     """
-    from expectations.runner import validate
+    from expectations.runner import ValidationMemo, validate
+
+    memo = ValidationMemo.open(memo_path) if memo_path is not None else None
 
     frames = {name: frame.assign(_row_id=range(len(frame))) for name, frame in frames.items()}
     headers = notes[notes["source_sha256"].isin(files["sha256"])]
@@ -324,7 +331,7 @@ def validate_rows(frames: dict[str, pd.DataFrame], parse_issues: pd.DataFrame, n
         return _merge_issues(_locate_issues(result_issues, checked, headers), parse[parse["dataset"].isin(names)], files)
 
     register = checks.register_checks(frames[PROJECT_REGISTER])
-    reg_result = validate({PROJECT_REGISTER: register}, reference, run_name="register")
+    reg_result = validate({PROJECT_REGISTER: register}, reference, run_name="register", memo=memo)
     reg_issues = located(reg_result.issues, {PROJECT_REGISTER: register})
     register_ok = _accepted(register, reg_issues)
     projects = marts.dim_project(register_ok)
@@ -335,7 +342,9 @@ def validate_rows(frames: dict[str, pd.DataFrame], parse_issues: pd.DataFrame, n
     enrolment = checks.project_registered_check(enrolment, projects["project_id"])
     measures = checks.measure_checks(frames[MEASURE_DATA], projects[["project_id", "measure_name", "measure_type"]])
     rest = {ENROLMENT_RETURN: enrolment, MEASURE_DATA: measures}
-    rest_result = validate(rest, reference, run_name="rows")
+    rest_result = validate(rest, reference, run_name="rows", memo=memo)
+    if memo is not None:
+        memo.save()
     rest_issues = located(rest_result.issues, rest)
     issues = pd.concat([reg_issues, rest_issues], ignore_index=True).sort_values(
         ["file_name", "sheet", "row", "column", "rule"], ignore_index=True
@@ -350,8 +359,13 @@ def _accepted(frame: pd.DataFrame, issues: pd.DataFrame) -> pd.DataFrame:
     """Rows of ``frame`` with no error (by file, sheet and row)."""
     errors = issues[issues["severity"] == "error"]
     bad = set(zip(errors["source_sha256"], errors["sheet"], errors["row"], strict=True))
-    keys = zip(frame["source_sha256"], frame["source_sheet"].fillna(""), frame["source_row"], strict=True)
-    return frame[pd.Series([k not in bad for k in keys], index=frame.index, dtype=bool)]
+    # Only rows of files with an error can be bad: look at those alone (a few, of many rows).
+    suspect = frame["source_sha256"].isin(errors["source_sha256"].unique()).to_numpy()
+    keep = np.ones(len(frame), dtype=bool)
+    part = frame[suspect]
+    keep[suspect] = [k not in bad for k in zip(part["source_sha256"], part["source_sheet"].fillna(""),
+                                               part["source_row"], strict=True)]
+    return frame[keep]
 
 
 def build(store: StagedStore, submissions: pd.DataFrame, reference: Reference, *, current_period: str,
@@ -367,10 +381,10 @@ def build(store: StagedStore, submissions: pd.DataFrame, reference: Reference, *
     resend = submissions["resend"].fillna(False).astype(bool) if "resend" in submissions else False
     files = submissions[(submissions["outcome"] != "rejected") & ~resend]
     frames = {name: _with_files(store.tables[name], files) for name in DATASETS}
-    parse_issues, notes = store.parse_issues, store.notes
+    parse_issues, notes, memos = store.parse_issues, store.notes, store.folder
     del store  # (memory: the marts are built from the validated rows; a build holds every row several times)
     checkpoint("validate")
-    validated = validate_rows(frames, parse_issues, notes, files, reference)
+    validated = validate_rows(frames, parse_issues, notes, files, reference, memo_path=memos / VALIDATION_MEMO)
     # Rows rejected per file count errors, all found by validation (absence warnings come later).
     file_rows = _rows_per_file(frames, validated.issues)
     del frames
@@ -390,7 +404,8 @@ def build(store: StagedStore, submissions: pd.DataFrame, reference: Reference, *
     measure = marts.fct_measure(history)
     enrolment_facts = marts.fct_enrolment(enrol_ok, enrolment)
     all_issues = pd.concat([all_issues, absence_warnings(enrolment_facts, enrolment, files)], ignore_index=True)
-    project_outcomes, spc_points = outcomes.build_outcome_marts(projects, measure, periods, workers=workers)
+    project_outcomes, spc_points = outcomes.build_outcome_marts(projects, measure, periods, workers=workers,
+                                                                memo_path=memos)
     tables = {
         "dim_organisation": marts.dim_organisation(reference.organisations),
         "dim_cohort": marts.dim_cohort(reference.cohorts),

@@ -21,10 +21,13 @@ points is ``insufficient_data`` (its chart is still drawn). The codes are those 
 from __future__ import annotations
 
 import bisect
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
+from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 
@@ -454,13 +457,37 @@ def _outcome_marts(job: tuple[pd.DataFrame, pd.DataFrame, list[str]]) -> tuple[p
 
 
 def build_outcome_marts(dim_project: pd.DataFrame, fct_measure: pd.DataFrame, periods: list[str], *,
-                        workers: int = 1) -> tuple[pd.DataFrame, pd.DataFrame]:
+                        workers: int = 1, memo_path: Path | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(mart_project_outcomes, mart_spc_points), the same as building each on its own.
 
     Projects are analysed independently, so with ``workers`` > 1 and enough projects they
     go to worker processes in runs of consecutive project ids (each with only its own
     measure rows), and the pieces are put back in the order the builders give.
+
+    ``memo_path``: a folder keeping each project's analysis by a hash of its inputs (its
+    dim_project row and its primary measure's rows); a project whose inputs are unchanged
+    since the last build is not analysed again, only given rows for new periods.
     """
+    if memo_path is None:
+        return _analyse_projects(dim_project, fct_measure, periods, workers)
+    projects = dim_project.sort_values("project_id", kind="stable", ignore_index=True)
+    rows = _primary_rows(projects, fct_measure)
+    keys = _input_keys(projects, rows)
+    memo = SpcMemo.open(memo_path)
+    cached_outcomes, known = memo.outcomes_for(keys, periods)
+    again = projects[~projects["project_id"].isin(known)]
+    outcomes, points = _analyse_projects(again, rows[rows["project_id"].isin(again["project_id"])], periods, workers)
+    cached_points = memo.points_for({p: keys[p] for p in known})
+    outcomes = pd.concat([cached_outcomes, outcomes], ignore_index=True).sort_values(
+        ["reporting_period", "project_id"], ignore_index=True)
+    points = pd.concat([cached_points, points], ignore_index=True).sort_values("project_id", kind="stable",
+                                                                              ignore_index=True)
+    memo.save(keys, outcomes, points)
+    return outcomes, points
+
+
+def _analyse_projects(dim_project: pd.DataFrame, fct_measure: pd.DataFrame, periods: list[str],
+                      workers: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     if workers <= 1 or len(dim_project) < SPC_IN_PROCESS_BELOW:
         return build_project_outcomes(dim_project, fct_measure, periods), build_spc_points(dim_project, fct_measure)
     projects = dim_project.sort_values("project_id", kind="stable", ignore_index=True)
@@ -476,3 +503,88 @@ def build_outcome_marts(dim_project: pd.DataFrame, fct_measure: pd.DataFrame, pe
     outcomes = outcomes.sort_values(["reporting_period", "project_id"], ignore_index=True)
     points = pd.concat([r[1] for r in results], ignore_index=True)
     return outcomes, points
+
+
+# Bump when a change to the analysis changes what the same inputs give: the memo is ignored.
+SPC_MEMO_VERSION = "1"
+
+
+def _input_keys(projects: pd.DataFrame, rows: pd.DataFrame) -> dict[str, str]:
+    """project_id -> a hash of everything its analysis reads: its dim_project row and its
+    primary measure's rows, in the order given (newest-per-period picks depend on it)."""
+    project_hash = pd.util.hash_pandas_object(projects, index=False).to_numpy()
+    row_hash = pd.util.hash_pandas_object(rows, index=False).to_numpy()
+    positions = rows.groupby("project_id", sort=False).indices if len(rows) else {}
+    columns = ",".join(projects.columns) + "|" + ",".join(rows.columns)
+    keys = {}
+    for project_id, h in zip(projects["project_id"], project_hash, strict=True):
+        digest = hashlib.sha256(f"{SPC_MEMO_VERSION}|{columns}|".encode())
+        digest.update(h.tobytes())
+        digest.update(row_hash[positions.get(project_id, [])].tobytes())
+        keys[project_id] = digest.hexdigest()[:32]
+    return keys
+
+
+class SpcMemo:
+    """Each project's mart_spc_points rows and its mart_project_outcomes rows by number of
+    points (an outcome row depends on the reporting period only through how many points were
+    known by then), under the hash of the project's inputs. Two Parquet files in ``folder``;
+    derived data: a missing or unreadable memo only means every project is analysed."""
+
+    POINTS, OUTCOMES = "spc_memo_points.parquet", "spc_memo_outcomes.parquet"
+    POINTS_SCHEMA = MART_SPC_POINTS_SCHEMA.append(pa.field("input_key", pa.string()))
+    OUTCOMES_SCHEMA = MART_PROJECT_OUTCOMES_SCHEMA.append(pa.field("input_key", pa.string()))
+
+    def __init__(self, folder: Path, points: pd.DataFrame, outcomes: pd.DataFrame) -> None:
+        self.folder, self.points, self.outcomes = folder, points, outcomes
+
+    @classmethod
+    def open(cls, folder: Path) -> SpcMemo:
+        from transforms.storage import empty_frame, read_table
+
+        try:
+            points = read_table(folder / cls.POINTS, cls.POINTS_SCHEMA)
+            outcomes = read_table(folder / cls.OUTCOMES, cls.OUTCOMES_SCHEMA)
+        except Exception:  # noqa: BLE001 - missing or unreadable: analyse everything
+            points, outcomes = empty_frame(cls.POINTS_SCHEMA), empty_frame(cls.OUTCOMES_SCHEMA)
+        return cls(folder, points, outcomes)
+
+    def outcomes_for(self, keys: dict[str, str], periods: list[str]) -> tuple[pd.DataFrame, set[str]]:
+        """The outcome rows of every project the memo can answer for all of ``periods``, and
+        those projects' ids."""
+        if not len(self.points):
+            return self.outcomes.iloc[0:0].drop(columns="input_key"), set()
+        by_key = {k: p for p, k in keys.items()}
+        points = self.points[self.points["input_key"].isin(by_key) & self.points["value"].notna()]
+        observed = {k: np.sort(g.to_numpy(dtype="datetime64[ms]"))
+                    for k, g in points.groupby("input_key", sort=False)["period"]}
+        stored = {(k, int(n)): i for i, (k, n) in enumerate(zip(self.outcomes["input_key"], self.outcomes["n_points"],
+                                                                  strict=True))}
+        ends = np.array([_month_after(p).to_datetime64() for p in periods], dtype="datetime64[ms]")
+        take: list[int] = []
+        period_of: list[str] = []
+        known: set[str] = set()
+        for key, series in observed.items():
+            counts = np.searchsorted(series, ends, side="left")
+            wanted = [(period, stored.get((key, int(n)))) for period, n in zip(periods, counts, strict=True) if n]
+            if any(i is None for _, i in wanted):
+                continue  # (a number of points the memo never saw: analyse the project again)
+            known.add(by_key[key])
+            take += [i for _, i in wanted]
+            period_of += [period for period, _ in wanted]
+        rows = self.outcomes.iloc[take].drop(columns="input_key").reset_index(drop=True)
+        rows["reporting_period"] = pd.Series(period_of, dtype=self.outcomes["reporting_period"].dtype)
+        return rows, known
+
+    def points_for(self, keys: dict[str, str]) -> pd.DataFrame:
+        return self.points[self.points["input_key"].isin(set(keys.values()))].drop(columns="input_key")
+
+    def save(self, keys: dict[str, str], outcomes: pd.DataFrame, points: pd.DataFrame) -> None:
+        """Keep the current projects' analyses (and nothing else)."""
+        from transforms.storage import write_table
+
+        write_table(points.assign(input_key=points["project_id"].map(keys)), self.folder / self.POINTS,
+                    self.POINTS_SCHEMA)
+        by_points = outcomes.assign(input_key=outcomes["project_id"].map(keys)).drop_duplicates(
+            ["input_key", "n_points"], ignore_index=True)
+        write_table(by_points, self.folder / self.OUTCOMES, self.OUTCOMES_SCHEMA)

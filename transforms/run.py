@@ -13,6 +13,7 @@ import io
 import json
 import logging
 import os
+import threading
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -21,7 +22,7 @@ from pathlib import Path
 import pandas as pd
 
 from transforms import load, parallel
-from transforms.archive import Archive
+from transforms.archive import Archive, scan_landing
 from transforms.faults import checkpoint
 from transforms.periods import end_of_day, nightly_report_periods, reporting_period_of, shift
 from transforms.publish import current_build, publish
@@ -97,6 +98,40 @@ def open_run(data_dir: Path | None, *, as_of: date | None = None, demo: bool = F
     now = min(seen_until, real_now) if seen_until else real_now
     run_id = f"{real_now:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
     return Run(run_id, root, settings, now, seen_until, demo, key, reference, Archive(root.raw, root.state))
+
+
+def files_waiting(root: DataRoot, *, as_of: date | None, settings: Settings) -> bool:
+    """Whether a nightly run is likely to read and validate files: a landing file whose
+    size or mtime the landing index has not seen, or an archived submission still pending.
+
+    Cheap (a directory walk and two small Parquet reads) and only a hint: ``ingest`` decides.
+    """
+    archive = Archive(root.raw, root.state)
+    if ((archive.manifest["kind"] == "submission") & (archive.manifest["outcome"] == "pending")).any():
+        return True
+    seen_until = end_of_day(as_of) if as_of else None
+    now = min(seen_until, datetime.now(UTC)) if seen_until else datetime.now(UTC)
+    landing = scan_landing(root.landing, now=now, quiet_seconds=settings.quiet_seconds, seen_until=seen_until)
+    return not all(archive.indexed(file) for file in landing)
+
+
+def warm_up(root: DataRoot, *, as_of: date | None, settings: Settings, validating: bool | None = None) -> None:
+    """While Prefect starts its temporary server (seconds in which this process waits), import
+    Great Expectations in a background thread if the run will validate rows.
+
+    ``validating``: known already (a backfill always validates); else ``files_waiting`` says.
+    Never raises: a failure here only loses the head start.
+    """
+    from expectations.runner import preload_gx
+
+    def decide() -> None:
+        try:
+            if validating or (validating is None and files_waiting(root, as_of=as_of, settings=settings)):
+                preload_gx()
+        except Exception:  # noqa: BLE001 - a hint only; the run meets any real problem itself
+            log.debug("warm-up skipped", exc_info=True)
+
+    threading.Thread(target=decide, name="warm-up", daemon=True).start()
 
 
 def ingest(run: Run) -> list[str]:

@@ -1,0 +1,173 @@
+"""The memos that spare a nightly run work it has done before.
+
+- ``expectations.runner.ValidationMemo``: a row validated before, under the same suite, is
+  not handed to Great Expectations again; its failures come from the memo.
+- ``transforms.outcomes.SpcMemo``: a project whose inputs are unchanged is not analysed
+  again; it only gets rows for the new reporting periods.
+
+Either way the result must be exactly what the work done afresh gives.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pandas as pd
+import pytest
+
+from expectations.runner import ValidationMemo, validate
+from tests.test_expectations import CASES, checked_frames, reference  # noqa: F401 - the fixture
+from transforms import datasets, outcomes
+from transforms.outcomes import SpcMemo
+from transforms.storage import read_table, write_table
+
+E, M = datasets.ENROLMENT_RETURN, datasets.MEASURE_DATA
+
+
+# --- Validation --------------------------------------------------------------------------------
+
+
+def rows_validated(result) -> dict[str, int]:
+    """Rows GX looked at, per dataset (from the GX results themselves)."""
+    return {r.suite_name: max(item.result.get("element_count", 0) for item in r.results) for r in result.results}
+
+
+def issues_of(result) -> pd.DataFrame:
+    return result.issues.sort_values(["dataset", "_row_id", "rule"], ignore_index=True)
+
+
+@pytest.fixture(scope="module")
+def checked(reference):
+    frames, _ = checked_frames(reference, CASES)
+    return frames, validate(frames, reference, run_name="plain")
+
+
+def test_rows_seen_before_are_not_validated_again(reference, checked, tmp_path):
+    frames, plain = checked
+    path = tmp_path / "memo.parquet"
+    first = validate(frames, reference, run_name="first", memo=(memo := ValidationMemo.open(path)))
+    memo.save()
+    assert rows_validated(first) == {name: len(frame) for name, frame in frames.items()}
+    pd.testing.assert_frame_equal(issues_of(first), issues_of(plain))
+    assert len(plain.issues) > 50  # (the cases break every rule)
+
+    again = validate(frames, reference, run_name="again", memo=ValidationMemo.open(path))
+    assert again.results == []  # Great Expectations ran on nothing
+    pd.testing.assert_frame_equal(issues_of(again), issues_of(plain))
+    assert again.success == plain.success
+
+
+def test_a_changed_row_alone_is_validated_and_its_new_failure_found(reference, checked, tmp_path):
+    frames, plain = checked
+    path = tmp_path / "memo.parquet"
+    memo = ValidationMemo.open(path)
+    validate(frames, reference, memo=memo)
+    memo.save()
+
+    good = plain.issues.loc[plain.issues["dataset"] == E, "_row_id"]
+    row_id = next(r for r in frames[E]["_row_id"] if r not in set(good))
+    changed = dict(frames)
+    changed[E] = frames[E].copy()
+    changed[E].loc[changed[E]["_row_id"] == row_id, "cohort_code"] = "C99Z"
+    result = validate(changed, reference, memo=ValidationMemo.open(path))
+
+    assert rows_validated(result) == {E: 1}
+    new = issues_of(result).merge(issues_of(plain), how="left", indicator=True)
+    new = new[new["_merge"] == "left_only"]
+    assert new[["dataset", "_row_id", "rule"]].values.tolist() == [[E, row_id, "cohort_known"]]
+    assert len(result.issues) == len(plain.issues) + 1
+
+
+def test_new_reference_data_validates_every_row_again(reference, checked, tmp_path):
+    frames, plain = checked
+    path = tmp_path / "memo.parquet"
+    memo = ValidationMemo.open(path)
+    validate(frames, reference, memo=memo)
+    memo.save()
+    cohort = reference.cohorts.iloc[[-1]].assign(code="QQ01")
+    newer = dataclasses.replace(reference, cohorts=pd.concat([reference.cohorts, cohort], ignore_index=True))
+
+    result = validate(frames, newer, memo=ValidationMemo.open(path))
+
+    # The cohort rules changed (their list of cohorts), so every dataset that has them is new.
+    assert rows_validated(result)[E] == len(frames[E])
+    where = ["dataset", "_row_id", "rule"]  # (the cohort rule's advice names the newest cohorts)
+    pd.testing.assert_frame_equal(issues_of(result)[where], issues_of(plain)[where])
+
+
+def test_an_unreadable_memo_means_validating_everything(reference, checked, tmp_path, caplog):
+    frames, plain = checked
+    path = tmp_path / "memo.parquet"
+    path.write_bytes(b"PAR1 this is not parquet")
+
+    result = validate(frames, reference, memo=(memo := ValidationMemo.open(path)))
+    memo.save()
+
+    assert "validation memo unreadable" in caplog.text
+    assert rows_validated(result) == {name: len(frame) for name, frame in frames.items()}
+    pd.testing.assert_frame_equal(issues_of(result), issues_of(plain))
+    assert validate(frames, reference, memo=ValidationMemo.open(path)).results == []  # the memo was rewritten
+
+
+# --- SPC ------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def programme():
+    from tests.test_reports_commissioner import synthetic_marts
+
+    marts = synthetic_marts(n_projects=40, months=20, with_measures=True)
+    periods = [f"{y}-{m:02d}" for y in (2023, 2024, 2025) for m in range(1, 13)]
+    return marts["dim_project"], marts["fct_measure"], periods
+
+
+def built_afresh(projects, measure, periods):
+    return outcomes.build_project_outcomes(projects, measure, periods), outcomes.build_spc_points(projects, measure)
+
+
+def test_a_new_month_from_the_memo_equals_the_marts_built_afresh(programme, tmp_path):
+    projects, measure, periods = programme
+    last = measure["period"].max()
+    earlier = measure[measure["period"] < last]
+    outcomes.build_outcome_marts(projects, earlier, periods[:-1], memo_path=tmp_path)
+
+    with_memo = outcomes.build_outcome_marts(projects, measure, periods, memo_path=tmp_path)
+
+    afresh = built_afresh(projects, measure, periods)
+    assert len(afresh[0]) > 200 and len(afresh[1]) > 200
+    pd.testing.assert_frame_equal(with_memo[0], afresh[0])
+    pd.testing.assert_frame_equal(with_memo[1], afresh[1])
+
+
+def test_unchanged_projects_come_from_the_memo_and_changed_ones_are_analysed(programme, tmp_path):
+    projects, measure, periods = programme
+    outcomes.build_outcome_marts(projects, measure, periods, memo_path=tmp_path)
+    # Mark every remembered explanation, to see which rows the next build takes from the memo.
+    path = tmp_path / SpcMemo.OUTCOMES
+    remembered = read_table(path, SpcMemo.OUTCOMES_SCHEMA)
+    write_table(remembered.assign(explanation="(from the memo)"), path, SpcMemo.OUTCOMES_SCHEMA)
+    changed = projects.copy()
+    moved = changed["project_id"].iloc[3]
+    changed.loc[changed["project_id"] == moved, "target"] = 1.0
+
+    result, _ = outcomes.build_outcome_marts(changed, measure, periods, memo_path=tmp_path)
+
+    from_memo = result["explanation"] == "(from the memo)"
+    assert not from_memo[result["project_id"] == moved].any()
+    assert from_memo[result["project_id"] != moved].all()
+    afresh, _ = built_afresh(changed, measure, periods)
+    pd.testing.assert_frame_equal(result[~from_memo].drop(columns="explanation"),
+                                  afresh[~from_memo].drop(columns="explanation"))
+
+
+def test_an_unreadable_spc_memo_means_analysing_everything(programme, tmp_path):
+    projects, measure, periods = programme
+    (tmp_path / SpcMemo.POINTS).write_bytes(b"not parquet")
+    (tmp_path / SpcMemo.OUTCOMES).write_bytes(b"not parquet")
+
+    result = outcomes.build_outcome_marts(projects, measure, periods, memo_path=tmp_path)
+
+    afresh = built_afresh(projects, measure, periods)
+    pd.testing.assert_frame_equal(result[0], afresh[0])
+    pd.testing.assert_frame_equal(result[1], afresh[1])
+    assert len(read_table(tmp_path / SpcMemo.POINTS, SpcMemo.POINTS_SCHEMA)) == len(afresh[1])
