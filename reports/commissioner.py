@@ -321,34 +321,37 @@ def chart_points(points: pd.DataFrame, projects: pd.DataFrame, period: str) -> p
     from transforms.outcomes import analyse_series
 
     end = _month_after(period)
-    out = []
-    series = {key: rows for key, rows in points.groupby(["project_id", "measure_name"], sort=False)}
-    for project in projects.itertuples(index=False):
-        mine = series.get((project.project_id, project.measure_name))
-        if mine is None:
-            continue
-        mine = mine.sort_values("period", kind="stable")
-        known = mine[mine["period"] < end].reset_index(drop=True)
-        if known.empty:
-            continue
-        if len(known) < len(mine):
-            direction = str(project.improvement_direction or "").strip().lower()
-            analysis = analyse_series(
-                [pd.Timestamp(p) for p in known["period"]],
-                [None if pd.isna(v) else float(v) for v in known["value"]],
-                improvement_direction=direction if direction in ("increase", "decrease", "neutral") else "neutral",
-                target=None if pd.isna(project.target) else float(project.target),
-                intervention_date=(None if pd.isna(project.intervention_date)
-                                   else pd.Timestamp(project.intervention_date)),
-            )
-            chart = analysis.xmr
-            known = known.assign(centre=chart.mean, lower_limit=chart.lower_limit, upper_limit=chart.upper_limit,
-                                 point_type=chart.point_type, rule=chart.rule)
-        known = known.assign(target=project.target)
-        out.append(known)
-    if not out:
+    keys = ["project_id", "measure_name"]
+    order = projects[keys].assign(_project=range(len(projects))).drop_duplicates(keys)
+    mine = points.assign(_at=range(len(points))).merge(order, on=keys, how="inner")
+    # each project's points in period order (ties as they came), projects in the order given
+    mine = mine.sort_values(["_project", "period", "_at"], kind="stable", ignore_index=True)
+    known = mine[mine["period"] < end].reset_index(drop=True)
+    if known.empty:
         return pd.DataFrame(columns=[*points.columns, "target"])
-    return pd.concat(out, ignore_index=True)
+    rows = projects.reset_index(drop=True)
+    seen = known.groupby("_project").size()
+    # A series with points after the period is re-analysed on the points known then.
+    for index in seen.index[(mine.groupby("_project").size().reindex(seen.index) > seen).to_numpy()]:
+        project = rows.iloc[index]
+        at = np.flatnonzero(known["_project"].to_numpy() == index)
+        part = known.iloc[at]
+        direction = str(project.improvement_direction or "").strip().lower()
+        analysis = analyse_series(
+            [pd.Timestamp(p) for p in part["period"]],
+            [None if pd.isna(v) else float(v) for v in part["value"]],
+            improvement_direction=direction if direction in ("increase", "decrease", "neutral") else "neutral",
+            target=None if pd.isna(project.target) else float(project.target),
+            intervention_date=(None if pd.isna(project.intervention_date)
+                               else pd.Timestamp(project.intervention_date)),
+        )
+        chart = analysis.xmr
+        for column, values in (("centre", chart.mean), ("lower_limit", chart.lower_limit),
+                               ("upper_limit", chart.upper_limit), ("point_type", chart.point_type),
+                               ("rule", chart.rule)):
+            known.iloc[at, known.columns.get_loc(column)] = pd.array(values, dtype=known[column].dtype)
+    known["target"] = rows["target"].to_numpy()[known["_project"].to_numpy()]
+    return known.drop(columns=["_project", "_at"])
 
 
 def chart_data_frame(points: pd.DataFrame) -> pd.DataFrame:

@@ -232,7 +232,9 @@ def write_text(sheet: Worksheet, fmt: Formats, row: int, col: int, text: Any, ce
 
 def write_cell(sheet: Worksheet, fmt: Formats, row: int, col: int, value: Any, cell_format: Any = None) -> None:
     """Numbers as numbers, dates as dates, missing as [x], BLANK as empty, everything else as text."""
-    if value is BLANK:
+    if type(value) is float and -math.inf < value < math.inf:  # the commonest cell first (NaN fails this)
+        sheet.write_number(row, col, value, cell_format)
+    elif value is BLANK:
         sheet.write_blank(row, col, None, cell_format)
     elif is_missing(value):
         numeric = cell_format in (fmt.integer, fmt.decimal)

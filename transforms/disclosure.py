@@ -244,6 +244,8 @@ class _Problem:
 
     def _directions(self, safe: np.ndarray, coefs: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Whether counts + d and counts - d are valid: non-negative, every listed row kept."""
+        w = _width(valid)
+        safe, coefs, valid = safe[:, :w], coefs[:, :w], valid[:, :w]
         x = self.x[safe]
         plus = ~((coefs < 0) & (x < 1)).any(axis=1)
         minus = ~((coefs > 0) & (x < 1)).any(axis=1)
@@ -263,7 +265,11 @@ class _Problem:
         safe = np.where(valid, atoms, 0)
         coefs = np.where(valid, coefs, 0)
         plus, minus = directions if directions is not None else self._directions(safe, coefs, valid)
-        # every table at once: cells (T, n, 4). The four positions are compared pairwise
+        # Positions past the last valid one in every candidate are padding: leave them out
+        # (one- and two-atom moves use two of the four).
+        w = _width(valid)
+        safe, coefs, valid = safe[:, :w], coefs[:, :w], valid[:, :w]
+        # every table at once: cells (T, n, w). The positions are compared pairwise
         # by hand (numpy reduces a length-4 axis slowly): a position counts once per
         # cell, at the first position in that cell, with the net change of the cell.
         cells = np.where(valid[None], self.cell_of[:, safe], -1)
@@ -271,11 +277,11 @@ class _Problem:
         changes_k = np.zeros(m, dtype=bool)
         cost = np.zeros(m)
         touched = np.full((m, len(self.tables), 4), -1, dtype="int64")
-        for i in range(4):
+        for i in range(w):
             ci = cells[:, :, i]
             delta = np.broadcast_to(coefs[:, i], ci.shape).copy()
             first = valid[None, :, i].repeat(len(cells), axis=0)
-            for j in range(4):
+            for j in range(w):
                 if j != i:
                     same = ci == cells[:, :, j]
                     delta += np.where(same, coefs[:, j], 0)
@@ -337,6 +343,12 @@ def _index(codes: np.ndarray) -> dict[int, np.ndarray]:
     for code in np.unique(codes):
         out[int(code)] = order[codes[order] == code]
     return out
+
+
+def _width(valid: np.ndarray) -> int:
+    """How many leading positions hold an atom in some candidate (the rest are padding)."""
+    used = np.flatnonzero(valid.any(axis=0))
+    return int(used[-1]) + 1 if len(used) else 1
 
 
 def _grouped_delta(ids: np.ndarray, coefs: np.ndarray) -> np.ndarray:
@@ -410,26 +422,54 @@ def audit(counts: pd.DataFrame, tables: Sequence[CountTable], result: Suppressio
             codes[spec.name] = table_codes
         else:
             codes[spec.name] = np.zeros(len(counts), dtype="int64")
-    for cert in result.certificates:
-        d = np.zeros(len(counts), dtype="int64")
-        np.add.at(d, list(cert.atoms), list(cert.coefficients))
-        if not cert.directions:
-            problems.append(f"{cert.table} cell {cert.cell}: no valid direction")
-        for direction in cert.directions:
-            alt = x + direction * d
-            if (alt < 0).any():
-                problems.append(f"{cert.table} cell {cert.cell}: negative alternative")
-            if groups is not None and (np.bincount(groups, weights=alt) < 1).any():
-                problems.append(f"{cert.table} cell {cert.cell}: alternative empties a listed row")
-        for spec in tables:
-            if spec.name not in codes:
-                continue
-            frame = result.tables[spec.name]
-            delta = np.bincount(codes[spec.name], weights=d, minlength=len(frame))
-            if ((delta != 0) & ~frame["suppressed"].to_numpy()).any():
-                problems.append(f"{cert.table} cell {cert.cell}: changes a shown cell of {spec.name}")
-            if spec.name == cert.table and delta[cert.cell] == 0:
-                problems.append(f"{cert.table} cell {cert.cell}: does not change the cell")
+    # Every certificate at once: its net change per atom, per listed row and per cell, as
+    # (certificate, position) pairs (a certificate moves at most four atoms).
+    certs = result.certificates
+    n = len(counts)
+    found: dict[int, list[str]] = {}
+
+    def flag(which: np.ndarray, text: str) -> None:
+        for c in np.unique(which):
+            cert = certs[c]
+            found.setdefault(int(c), []).append(f"{cert.table} cell {cert.cell}: {text}")
+
+    def net(keys: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        unique, inverse = np.unique(keys, return_inverse=True)
+        return unique, np.bincount(inverse, weights=weights, minlength=len(unique)).astype("int64")
+
+    which = np.repeat(np.arange(len(certs)), [len(c.atoms) for c in certs]).astype("int64")
+    atoms = np.fromiter((a for c in certs for a in c.atoms), dtype="int64", count=len(which))
+    coefs = np.fromiter((k for c in certs for k in c.coefficients), dtype="int64", count=len(which))
+    pairs, d = net(which * n + atoms, coefs)
+    cert_of, atom_of = pairs // n, pairs % n
+    flag(np.flatnonzero([not c.directions for c in certs]), "no valid direction")
+    if groups is not None:
+        group_total = np.bincount(groups, weights=x).astype("int64")
+        n_groups = len(group_total)
+        gpairs, gd = net(cert_of * n_groups + groups[atom_of], d)
+    for direction in (1, -1):
+        claims = np.array([direction in c.directions for c in certs], dtype=bool)
+        flag(cert_of[claims[cert_of] & (x[atom_of] + direction * d < 0)], "negative alternative")
+        if groups is not None:
+            # untouched listed rows keep their total: they matter only if already empty
+            bad = gpairs[(group_total[gpairs % n_groups] + direction * gd < 1)] // n_groups
+            if (group_total < 1).any():
+                bad = np.arange(len(certs))
+            flag(bad[claims[bad]], "alternative empties a listed row")
+    for spec in tables:
+        if spec.name not in codes:
+            continue
+        suppressed = result.tables[spec.name]["suppressed"].to_numpy(dtype=bool)
+        n_cells = max(len(suppressed), 1)
+        cpairs, cd = net(cert_of * n_cells + codes[spec.name][atom_of], d)
+        changed = cd != 0
+        flag(cpairs[changed & ~suppressed[cpairs % n_cells]] // n_cells, f"changes a shown cell of {spec.name}")
+        own = np.array([c.table == spec.name for c in certs], dtype=bool)
+        moved = set((cpairs[changed]).tolist())
+        flag(np.array([i for i in np.flatnonzero(own) if i * n_cells + certs[i].cell not in moved], dtype="int64"),
+             "does not change the cell")
+    for c in sorted(found):
+        problems += found[c]
     return problems
 
 
