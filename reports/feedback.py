@@ -46,8 +46,8 @@ DATASET_WORDS = {"enrolment_return": "Enrolment return", "project_register": "Pr
 SEVERITY_WORDS = {"file": "File rejected", "error": "Error: row not loaded",
                   "warning": "Warning: row loaded, please check"}
 SEVERITY_ORDER = {"file": 0, "error": 1, "warning": 2}
-FEEDBACK_CHUNK = 32  # workbooks per task in a worker process
-FEEDBACK_IN_PROCESS_BELOW = 64  # fewer than this are quicker written here than by starting workers
+FEEDBACK_CHUNK = 32  # at most this many workbooks per task in a worker process
+FEEDBACK_IN_PROCESS_BELOW = 16  # fewer than this are quicker written here (the run's workers are already up)
 _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -260,7 +260,8 @@ def write_feedback_workbooks(reports_dir: Path, jobs: Sequence[Any], *, produced
     """
     work = [(feedback_path(reports_dir, j.period, j.organisation_code, j.file_name, j.sha256), j, produced_at)
             for j in jobs]
-    return run_jobs(_write_feedback_job, work, workers=workers, chunksize=FEEDBACK_CHUNK,
+    chunk = min(FEEDBACK_CHUNK, -(-len(work) // max(1, workers)))  # a month's few dozen: one task per worker
+    return run_jobs(_write_feedback_job, work, workers=workers, chunksize=chunk,
                     in_process_below=FEEDBACK_IN_PROCESS_BELOW)
 
 

@@ -247,13 +247,12 @@ class _Problem:
         w = _width(valid)
         safe, coefs, valid = safe[:, :w], coefs[:, :w], valid[:, :w]
         x = self.x[safe]
-        plus = ~((coefs < 0) & (x < 1)).any(axis=1)
-        minus = ~((coefs > 0) & (x < 1)).any(axis=1)
+        empty = x < 1
         g = np.where(valid, self.group[safe], -1)
         gdelta = _grouped_delta(g, coefs)
         gtotal = self.group_total[np.where(valid, self.group[safe], 0)]
-        plus &= ~(valid & (gtotal + gdelta < 1)).any(axis=1)
-        minus &= ~(valid & (gtotal - gdelta < 1)).any(axis=1)
+        plus = ~_any_row(((coefs < 0) & empty) | (valid & (gtotal + gdelta < 1)))
+        minus = ~_any_row(((coefs > 0) & empty) | (valid & (gtotal - gdelta < 1)))
         return plus, minus
 
     def evaluate(self, k: int, atoms: np.ndarray, coefs: np.ndarray,
@@ -347,8 +346,18 @@ def _index(codes: np.ndarray) -> dict[int, np.ndarray]:
 
 def _width(valid: np.ndarray) -> int:
     """How many leading positions hold an atom in some candidate (the rest are padding)."""
-    used = np.flatnonzero(valid.any(axis=0))
-    return int(used[-1]) + 1 if len(used) else 1
+    for w in range(valid.shape[1], 1, -1):
+        if valid[:, w - 1].any():
+            return w
+    return 1
+
+
+def _any_row(flags: np.ndarray) -> np.ndarray:
+    """flags.any(axis=1) for a few columns (numpy reduces a short last axis slowly)."""
+    out = flags[:, 0].copy()
+    for i in range(1, flags.shape[1]):
+        out |= flags[:, i]
+    return out
 
 
 def _grouped_delta(ids: np.ndarray, coefs: np.ndarray) -> np.ndarray:

@@ -233,10 +233,8 @@ def mart_programme_summary(accepted: pd.DataFrame, cohorts: pd.DataFrame, period
             continue
         state = known.drop_duplicates(subset=["participant_key", "cohort_code"], keep="last")
         counts = (
-            pd.crosstab(
-                [state["organisation_code"], state["cohort_code"], state["profession"]],
-                state["status"],
-            )
+            state.groupby(["organisation_code", "cohort_code", "profession", "status"]).size()
+            .unstack("status", fill_value=0)
             .reindex(columns=list(ENROLMENT_STATUSES), fill_value=0)
             .rename(columns=str.lower)
         )
