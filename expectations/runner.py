@@ -70,6 +70,13 @@ MEMO_SCHEMA = pa.schema([
 ])
 
 
+def row_wise(check: Check) -> bool:
+    """Whether a row's outcome under ``check`` depends on that row alone: GX's column map
+    expectations (``ExpectColumnValuesTo...``). A suite with any other kind (a table or
+    aggregate expectation) is always validated whole, memo or not."""
+    return check.expectation.startswith("ExpectColumnValuesTo")
+
+
 def suite_fingerprint(dataset: str, checks: list[tuple[int, Check]]) -> str:
     """Identifies a suite as applied: its checks (with their value sets), GX's version and ours."""
     def plain(value: object) -> object:
@@ -231,7 +238,7 @@ def _validate(frames: dict[str, pd.DataFrame], reference: Reference, run_name: s
         if not skipped[name]:
             del skipped[name]
         failing: dict[int, list[int]] = {}  # check index -> _row_ids, from GX or the memo
-        if memo is not None:
+        if memo is not None and all(row_wise(c) for _, c in applied):
             fingerprint = suite_fingerprint(name, applied)
             h1, h2 = row_keys(safe, [c.checked_column for _, c in applied])
             known = memo.lookup(fingerprint, h1, h2)
@@ -248,7 +255,7 @@ def _validate(frames: dict[str, pd.DataFrame], reference: Reference, run_name: s
             results.append(result)
             for index, rows in fresh_failing.items():
                 failing.setdefault(index, []).extend(rows)
-            if memo is not None:
+            if memo is not None and all(row_wise(c) for _, c in applied):
                 failed_of: dict[int, list[str]] = {}
                 for index, rows in fresh_failing.items():
                     for row_id in rows:

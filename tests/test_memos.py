@@ -171,3 +171,22 @@ def test_an_unreadable_spc_memo_means_analysing_everything(programme, tmp_path):
     pd.testing.assert_frame_equal(result[0], afresh[0])
     pd.testing.assert_frame_equal(result[1], afresh[1])
     assert len(read_table(tmp_path / SpcMemo.POINTS, SpcMemo.POINTS_SCHEMA)) == len(afresh[1])
+
+
+def test_a_suite_with_a_rule_across_rows_is_always_validated_whole(reference, checked, tmp_path, monkeypatch):
+    from expectations import runner
+    from expectations.checks import Check
+
+    frames, _ = checked
+    whole = Check("values_plausible", "value", "warning", "A value is implausibly large.", "Check the values.",
+                  "ExpectColumnMaxToBeBetween", {"column": "value", "max_value": 1e12})
+    build = runner.SUITES[M]
+    monkeypatch.setitem(runner.SUITES, M, lambda ref: [*build(ref), whole])
+    path = tmp_path / "memo.parquet"
+    memo = ValidationMemo.open(path)
+    validate(frames, reference, memo=memo)
+    memo.save()
+
+    again = validate(frames, reference, memo=ValidationMemo.open(path))
+
+    assert rows_validated(again) == {M: len(frames[M])}  # the other datasets came from the memo
