@@ -164,3 +164,29 @@ def test_odd_landing_entries_never_stop_a_run(tmp_path):
     archive.save()  # the manifest takes the name
     assert Archive(raw, state).known(digest)
     assert odd.exists()
+
+
+def test_files_waiting_says_whether_a_run_will_read_anything(tmp_path):
+    """The hint that lets the CLI import Great Expectations early: a landing file the index
+    has not seen (within --as-of), or an archived file still waiting to be staged."""
+    from tests.helpers import new_root
+    from transforms import run as steps
+    from transforms.settings import Settings
+
+    root_dir = new_root(tmp_path / "root")
+    settings = Settings()
+    _touch(root_dir / "landing" / "RPA" / "return.csv", b"organisation_code\nRPA\n", age_days=3)
+    run = steps.open_run(root_dir, demo=True, settings=settings)
+    root = run.root
+    assert steps.files_waiting(root, as_of=None, settings=settings)
+    assert not steps.files_waiting(root, as_of=(datetime.now(UTC) - timedelta(days=5)).date(), settings=settings)
+
+    steps.ingest(run)  # archived, not yet staged: still work to do
+    assert steps.files_waiting(root, as_of=None, settings=settings)
+    m = run.archive.manifest
+    m.loc[m["kind"] == "submission", "outcome"] = "accepted"
+    run.archive.save()
+    assert not steps.files_waiting(root, as_of=None, settings=settings)
+
+    _touch(root_dir / "landing" / "RPA" / "return.csv", b"organisation_code\nRPA\nRPA\n", age_days=1)  # sent again
+    assert steps.files_waiting(root, as_of=None, settings=settings)
