@@ -38,7 +38,8 @@ def build_marts(run: steps.Run, plan: ledger.BackfillPlan) -> steps.BuildOutcome
 def backfill_period(run: steps.Run, plan: ledger.BackfillPlan, outcome: steps.BuildOutcome, period: str) -> list[Path]:
     written = write_reports(steps.backfill_reports_root(run, plan), outcome.reference, [(period, False)],
                             produced_at=run.now, data_as_of=run.now, marts=outcome.publish_dir, tables=outcome.tables,
-                            workers=run.workers, due_day=run.settings.due_day)
+                            workers=run.workers, due_day=run.settings.due_day,
+                            suppression_memo=run.root.suppression_memo)
     return written[(period, False)]
 
 

@@ -45,7 +45,7 @@ def write_reports(run: steps.Run, outcome: steps.BuildOutcome) -> tuple[list[Pat
         return [], []
     by_period = write_reports_due(run.root.reports, run.reference, due, produced_at=run.now, data_as_of=run.now,
                                   marts=outcome.publish_dir, tables=outcome.tables, workers=run.workers,
-                                  due_day=run.settings.due_day)
+                                  due_day=run.settings.due_day, suppression_memo=run.root.suppression_memo)
     written, finals = [], []
     for (period, provisional), paths in by_period.items():
         steps.mark_reports(run, period, provisional, paths)

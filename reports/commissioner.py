@@ -126,6 +126,7 @@ class WorkbookContext:
     provisional: bool
     contact: str = "qi-programme@northlakes.example.org"
     due_day: int = 10
+    suppression_memo: Path | None = None  # solved suppression problems (transforms.disclosure)
 
 
 def workbook_path(reports: Path, commissioner_code: str, period: str) -> Path:
@@ -204,8 +205,8 @@ def participation_atoms(summary: pd.DataFrame, scope: Scope, period: str) -> pd.
     return atoms.sort_values([*ROW_KEY, "status"], kind="stable", ignore_index=True)
 
 
-def suppress_participation(atoms: pd.DataFrame) -> Suppression:
-    return suppress_counts(atoms, PARTICIPATION_TABLES, row=ROW_KEY, column="status", present_by=ROW_KEY)
+def suppress_participation(atoms: pd.DataFrame, memo: Path | None = None) -> Suppression:
+    return suppress_counts(atoms, PARTICIPATION_TABLES, row=ROW_KEY, column="status", present_by=ROW_KEY, memo=memo)
 
 
 @dataclass
@@ -219,8 +220,8 @@ class Participation:
     growth_types: list[str] = field(default_factory=list)
 
 
-def participation(atoms: pd.DataFrame, scope: Scope) -> Participation:
-    result = suppress_participation(atoms)
+def participation(atoms: pd.DataFrame, scope: Scope, memo: Path | None = None) -> Participation:
+    result = suppress_participation(atoms, memo)
     cells = result.tables
 
     head = cells["headcount"].set_index(list(ROW_KEY))
@@ -583,7 +584,8 @@ def prepare_report(commissioner: pd.Series, tables: dict[str, pd.DataFrame], org
                    ctx: WorkbookContext) -> Report:
     """Scope and suppress the marts for one commissioner and period (pure pandas)."""
     scope = Scope.of(commissioner, organisations)
-    people = participation(participation_atoms(_table(tables, "mart_programme_summary"), scope, ctx.period), scope)
+    people = participation(participation_atoms(_table(tables, "mart_programme_summary"), scope, ctx.period), scope,
+                           ctx.suppression_memo)
     projects = scoped_projects(_table(tables, "dim_project"), _table(tables, "fct_enrolment"), scope)
     outcomes = _table(tables, "mart_project_outcomes")
     outcomes = outcomes[(outcomes["reporting_period"] == ctx.period)

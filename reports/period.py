@@ -63,11 +63,14 @@ def _write_job(job: ReportJob) -> Path:
 
 def write_reports(reports_dir: Path, reference: Reference, due: list[tuple[str, bool]], *, produced_at: datetime,
                   data_as_of: datetime, marts: Path | None = None, tables: dict[str, pd.DataFrame] | None = None,
-                  workers: int = 1, due_day: int = 10) -> dict[tuple[str, bool], list[Path]]:
+                  workers: int = 1, due_day: int = 10,
+                  suppression_memo: Path | None = None) -> dict[tuple[str, bool], list[Path]]:
     """Every commissioner's workbook for each (period, provisional) in ``due``; their paths by period.
 
     The marts come from the publish folder ``marts`` or, in this process only, from
-    ``tables``. Paths are in commissioner code order within a period.
+    ``tables``. Paths are in commissioner code order within a period. ``suppression_memo``:
+    a folder where solved suppression problems are kept (a period whose counts did not
+    change is not solved again).
     """
     if marts is None and tables is None:
         raise ValueError("write_reports needs the marts: a publish folder or the tables")
@@ -75,7 +78,7 @@ def write_reports(reports_dir: Path, reference: Reference, due: list[tuple[str, 
     jobs = [ReportJob(workbook_path(reports_dir, commissioner["code"], period), commissioner,
                       reference.organisations,
                       WorkbookContext(period=period, produced_at=produced_at, data_as_of=data_as_of,
-                                      provisional=provisional, due_day=due_day),
+                                      provisional=provisional, due_day=due_day, suppression_memo=suppression_memo),
                       marts.resolve() if marts is not None else None)
             for period, provisional in due for _, commissioner in commissioners.iterrows()]
     if marts is not None and workers > 1 and len(jobs) > 1:

@@ -10,6 +10,8 @@ generate tables with hypothesis and require every such attack to fail.
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -219,3 +221,77 @@ def test_two_atoms_in_one_grid_cell_are_refused():
     counts = pd.concat([grid([[3, 5]]), grid([[1, 0]])], ignore_index=True)
     with pytest.raises(ValueError, match="one atom per row and column"):
         suppress_counts(counts, GRID, row=("row",), column="col")
+
+
+# --- The memo of solved problems ------------------------------------------------------------------
+
+
+def demo_like_atoms(seed: int = 7) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    rows = []
+    for org in sorted(ORGS):
+        for cohort in sorted(COHORTS):
+            for profession in ("Nursing", "Social Work"):
+                values = rng.choice([0, 0, 1, 2, 3, 5, 8, 13, 21], size=5)
+                values[0] += 1  # every listed row has someone
+                rows += [{"organisation_code": org, "cohort_code": cohort, "profession": profession, "status": s,
+                          "programme_year": COHORTS[cohort], "organisation_type": ORGS[org], "count": int(v)}
+                         for s, v in zip(STATUSES, values, strict=True)]
+    return pd.DataFrame(rows)
+
+
+def solve(counts, memo=None):
+    return suppress_counts(counts, PARTICIPATION_TABLES, row=ROW_KEY, column="status", present_by=ROW_KEY, memo=memo)
+
+
+def same(a: Suppression, b: Suppression) -> bool:
+    return a.certificates == b.certificates and all(a.tables[n].equals(b.tables[n]) for n in a.tables)
+
+
+def test_a_problem_solved_before_is_answered_from_the_memo(tmp_path):
+    counts = demo_like_atoms()
+    fresh = solve(counts)
+    first = solve(counts, tmp_path)
+    assert same(first, fresh) and len(list(tmp_path.glob("*.json"))) == 1
+    # Mark one more cell as suppressed in the remembered answer: the next answer shows it,
+    # so it came from the memo (more suppression is always safe; the audit still passes).
+    (path,) = tmp_path.glob("*.json")
+    stored = json.loads(path.read_text())
+    extra = next(i for i in range(1000) if i not in set(stored["suppressed"]))
+    path.write_text(json.dumps({**stored, "suppressed": sorted([*stored["suppressed"], extra])}))
+
+    again = solve(counts, tmp_path)
+
+    hidden = sum(int(f["suppressed"].sum()) for f in again.tables.values())
+    assert hidden == sum(int(f["suppressed"].sum()) for f in fresh.tables.values()) + 1
+    assert audit(counts, PARTICIPATION_TABLES, again, present_by=ROW_KEY) == []
+
+
+def test_a_remembered_answer_that_fails_its_audit_is_solved_again(tmp_path, caplog):
+    counts = demo_like_atoms()
+    fresh = solve(counts, tmp_path)
+    (path,) = tmp_path.glob("*.json")
+    stored = json.loads(path.read_text())
+    primary = {(n, int(i)) for n, f in fresh.tables.items() for i in np.flatnonzero(f["primary"].to_numpy())}
+    assert len(stored["suppressed"]) > len(primary)  # there are secondary cells to lose
+    path.write_text(json.dumps({**stored, "suppressed": []}))  # every secondary cell "forgotten"
+
+    again = solve(counts, tmp_path)
+
+    assert "failed its audit" in caplog.text
+    assert same(again, fresh)
+    assert not recovered(counts, PARTICIPATION_TABLES, again, present_by=ROW_KEY)
+
+
+def test_changed_counts_are_a_new_problem_and_junk_in_the_memo_is_ignored(tmp_path, caplog):
+    counts = demo_like_atoms()
+    solve(counts, tmp_path)
+    changed = counts.copy()
+    changed.loc[0, "count"] += 1
+    assert same(solve(changed, tmp_path), solve(changed))
+    assert len(list(tmp_path.glob("*.json"))) == 2
+    for path in tmp_path.glob("*.json"):
+        path.write_text("{not json")
+
+    assert same(solve(counts, tmp_path), solve(counts))
+    assert "unreadable" in caplog.text

@@ -34,11 +34,19 @@ from is suppressed (``suppress_rate``).
 
 from __future__ import annotations
 
+import hashlib
+import json
+import logging
+import os
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+log = logging.getLogger("qi.disclosure")
 
 LOW, HIGH = 1, 4  # counts of 1 to 4 people are suppressed (SPEC 8)
 ONE_SIDED_PENALTY = 0.5  # prefer perturbations that can move a value both up and down
@@ -371,7 +379,8 @@ def _grouped_delta(ids: np.ndarray, coefs: np.ndarray) -> np.ndarray:
 
 
 def suppress_counts(counts: pd.DataFrame, tables: Sequence[CountTable], *, value: str = "count",
-                    row: Sequence[str], column: str, present_by: Sequence[str] | None = None) -> Suppression:
+                    row: Sequence[str], column: str, present_by: Sequence[str] | None = None,
+                    memo: Path | None = None) -> Suppression:
     """Decide which cells of the linked ``tables`` to suppress.
 
     ``counts``: one row per atom, with the columns every table groups by and ``value``
@@ -383,25 +392,95 @@ def suppress_counts(counts: pd.DataFrame, tables: Sequence[CountTable], *, value
 
     Returns, per table name, its cells (the ``by`` columns in sorted order, ``count``,
     ``primary``, ``suppressed``) and a certificate per primary cell.
+
+    ``memo``: a folder of solved problems, by a hash of everything the answer depends on.
+    A problem solved before (the same counts, tables and layout: a period whose returns
+    did not change since the last night) is answered from it; the answer is audited like a
+    new one, and solved afresh if the audit finds anything.
     """
     names = [t.name for t in tables]
     if len(set(names)) != len(names):
         raise ValueError(f"table names must be unique: {names}")
     counts = counts.reset_index(drop=True)
     problem = _Problem(counts, tables, value, row, column, present_by)
+    key = _problem_key(counts, tables, value, row, column, present_by) if memo is not None else ""
+    remembered = _recall(memo, key, problem) if memo is not None else None
+    if remembered is not None:
+        result = _result(problem, tables, *remembered)
+        if not audit(counts, tables, result, value=value, present_by=present_by):
+            return result
+        log.warning("a remembered suppression failed its audit: solving the problem again")
+        problem = _Problem(counts, tables, value, row, column, present_by)
     certificates = [problem.protect(k) for k in np.flatnonzero(problem.primary)]
-    out = {}
-    for t, spec in enumerate(tables):
-        frame = problem.frames[t]
-        span = slice(problem.offsets[t], problem.offsets[t] + len(frame))
-        frame["primary"] = problem.primary[span]
-        frame["suppressed"] = problem.suppressed[span]
-        out[spec.name] = frame
-    result = Suppression(out, certificates)
+    result = _result(problem, tables, problem.suppressed, certificates)
     problems = audit(counts, tables, result, value=value, present_by=present_by)
     if problems:  # the construction guarantees this never happens; refuse to publish if it does
         raise AssertionError("disclosure audit failed: " + "; ".join(problems[:5]))
+    if memo is not None:
+        _remember(memo, key, problem.suppressed, certificates)
     return result
+
+
+def _result(problem: _Problem, tables: Sequence[CountTable], suppressed: np.ndarray,
+            certificates: list[Certificate]) -> Suppression:
+    out = {}
+    for t, spec in enumerate(tables):
+        frame = problem.frames[t].copy()
+        span = slice(problem.offsets[t], problem.offsets[t] + len(frame))
+        frame["primary"] = problem.primary[span]
+        frame["suppressed"] = suppressed[span] | problem.primary[span]
+        out[spec.name] = frame
+    return Suppression(out, certificates)
+
+
+# --- The memo of solved problems -----------------------------------------------------------------
+
+# Bump when a change here changes which cells a problem suppresses: older answers are not used.
+MEMO_VERSION = "1"
+MEMO_KEEP_DAYS = 45  # answers not used for this long are deleted
+
+
+def _problem_key(counts: pd.DataFrame, tables: Sequence[CountTable], value: str, row: Sequence[str], column: str,
+                 present_by: Sequence[str] | None) -> str:
+    spec = json.dumps([MEMO_VERSION, LOW, HIGH, ONE_SIDED_PENALTY, ZIGZAG_NEIGHBOURS, list(counts.columns),
+                       [[t.name, list(t.by), t.weight] for t in tables], value, list(row), column,
+                       list(present_by) if present_by else None], default=str)
+    digest = hashlib.sha256(spec.encode())
+    digest.update(pd.util.hash_pandas_object(counts, index=False).to_numpy().tobytes())
+    return digest.hexdigest()[:40]
+
+
+def _recall(memo: Path, key: str, problem: _Problem) -> tuple[np.ndarray, list[Certificate]] | None:
+    path = memo / f"{key}.json"
+    try:
+        stored = json.loads(path.read_text())
+        suppressed = np.zeros(len(problem.value), dtype=bool)
+        suppressed[np.asarray(stored["suppressed"], dtype="int64")] = True
+        certificates = [Certificate(t, int(c), tuple(a), tuple(k), tuple(d)) for t, c, a, k, d in stored["certificates"]]
+        os.utime(path)  # (kept while used)
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError, TypeError, IndexError):
+        log.warning("a remembered suppression is unreadable: solving the problem again")
+        return None
+    return suppressed, certificates
+
+
+def _remember(memo: Path, key: str, suppressed: np.ndarray, certificates: list[Certificate]) -> None:
+    from transforms.storage import atomic_write_bytes
+
+    try:
+        memo.mkdir(parents=True, exist_ok=True)
+        body = {"suppressed": np.flatnonzero(suppressed).tolist(),
+                "certificates": [[c.table, c.cell, list(c.atoms), list(c.coefficients), list(c.directions)]
+                                 for c in certificates]}
+        atomic_write_bytes(memo / f"{key}.json", json.dumps(body, separators=(",", ":")).encode())
+        cutoff = time.time() - MEMO_KEEP_DAYS * 86400
+        for old in memo.glob("*.json"):
+            if old.stat().st_mtime < cutoff:
+                old.unlink(missing_ok=True)
+    except OSError as exc:  # a cache: the workbook is right without it
+        log.warning("could not remember a suppression: %s", exc)
 
 
 def audit(counts: pd.DataFrame, tables: Sequence[CountTable], result: Suppression, *, value: str = "count",

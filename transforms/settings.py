@@ -87,6 +87,11 @@ class DataRoot:
         return self.root / "state"
 
     @property
+    def suppression_memo(self) -> Path:
+        """Solved disclosure-control problems (transforms.disclosure): derived, safe to delete."""
+        return self.state / "suppression_memo"
+
+    @property
     def staged(self) -> Path:
         return self.state / "staged"
 
