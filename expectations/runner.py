@@ -234,11 +234,11 @@ def _validate(frames: dict[str, pd.DataFrame], reference: Reference, run_name: s
         checks: list[Check] = SUITES[name](reference)
         safe = frame[[c for c in frame.columns if c not in PERSONAL]]
         applied = [(i, c) for i, c in enumerate(checks) if c.checked_column in safe.columns]
-        skipped[name] = [c.rule for c in checks if c.checked_column not in safe.columns]
-        if not skipped[name]:
-            del skipped[name]
+        if missing := [c.rule for c in checks if c.checked_column not in safe.columns]:
+            skipped[name] = missing
         failing: dict[int, list[int]] = {}  # check index -> _row_ids, from GX or the memo
-        if memo is not None and all(row_wise(c) for _, c in applied):
+        remembered = memo is not None and all(row_wise(c) for _, c in applied)
+        if remembered:
             fingerprint = suite_fingerprint(name, applied)
             h1, h2 = row_keys(safe, [c.checked_column for _, c in applied])
             known = memo.lookup(fingerprint, h1, h2)
@@ -255,7 +255,7 @@ def _validate(frames: dict[str, pd.DataFrame], reference: Reference, run_name: s
             results.append(result)
             for index, rows in fresh_failing.items():
                 failing.setdefault(index, []).extend(rows)
-            if memo is not None and all(row_wise(c) for _, c in applied):
+            if remembered:
                 failed_of: dict[int, list[str]] = {}
                 for index, rows in fresh_failing.items():
                     for row_id in rows:

@@ -160,13 +160,14 @@ def test_unchanged_projects_come_from_the_memo_and_changed_ones_are_analysed(pro
                                   afresh[~from_memo].drop(columns="explanation"))
 
 
-def test_an_unreadable_spc_memo_means_analysing_everything(programme, tmp_path):
+def test_an_unreadable_spc_memo_means_analysing_everything(programme, tmp_path, caplog):
     projects, measure, periods = programme
     (tmp_path / SpcMemo.POINTS).write_bytes(b"not parquet")
     (tmp_path / SpcMemo.OUTCOMES).write_bytes(b"not parquet")
 
     result = outcomes.build_outcome_marts(projects, measure, periods, memo_path=tmp_path)
 
+    assert "SPC memo unreadable" in caplog.text
     afresh = built_afresh(projects, measure, periods)
     pd.testing.assert_frame_equal(result[0], afresh[0])
     pd.testing.assert_frame_equal(result[1], afresh[1])

@@ -410,7 +410,6 @@ def suppress_counts(counts: pd.DataFrame, tables: Sequence[CountTable], *, value
         if not audit(counts, tables, result, value=value, present_by=present_by):
             return result
         log.warning("a remembered suppression failed its audit: solving the problem again")
-        problem = _Problem(counts, tables, value, row, column, present_by)
     certificates = [problem.protect(k) for k in np.flatnonzero(problem.primary)]
     result = _result(problem, tables, problem.suppressed, certificates)
     problems = audit(counts, tables, result, value=value, present_by=present_by)

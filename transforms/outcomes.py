@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import bisect
 import hashlib
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -33,6 +34,8 @@ import pyarrow as pa
 
 from transforms.parallel import run_jobs
 from transforms.spc import PChartResult, RunChartResult, XmrResult, p_chart, run_chart, xmr
+
+log = logging.getLogger("qi.outcomes")
 
 MIN_POINTS = 12  # SPEC 7: fewer points than this is insufficient data
 DATE = pa.timestamp("ms")
@@ -545,7 +548,9 @@ class SpcMemo:
         try:
             points = read_table(folder / cls.POINTS, cls.POINTS_SCHEMA)
             outcomes = read_table(folder / cls.OUTCOMES, cls.OUTCOMES_SCHEMA)
-        except Exception:  # noqa: BLE001 - missing or unreadable: analyse everything
+        except Exception as exc:  # noqa: BLE001 - missing or unreadable: analyse everything
+            if not isinstance(exc, FileNotFoundError):
+                log.warning("SPC memo unreadable, analysing every project again: %s", type(exc).__name__)
             points, outcomes = empty_frame(cls.POINTS_SCHEMA), empty_frame(cls.OUTCOMES_SCHEMA)
         return cls(folder, points, outcomes)
 

@@ -129,11 +129,11 @@ def warm_up(root: DataRoot, *, as_of: date | None, settings: Settings, validatin
     ``validating``: known already (a backfill always validates); else ``files_waiting`` says.
     Never raises: a failure here only loses the head start.
     """
-    from expectations.runner import preload_gx
-
     def decide() -> None:
         time.sleep(WARM_UP_DELAY_SECONDS)
         try:
+            from expectations.runner import preload_gx
+
             if validating or (validating is None and files_waiting(root, as_of=as_of, settings=settings)):
                 preload_gx()
         except Exception:  # noqa: BLE001 - a hint only; the run meets any real problem itself
