@@ -88,8 +88,14 @@ def suite_fingerprint(dataset: str, checks: list[tuple[int, Check]]) -> str:
 
 
 def row_keys(frame: pd.DataFrame, columns: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """Two 64-bit hashes of each row's values in ``columns`` (in that order)."""
+    """Two 64-bit hashes of each row's values in ``columns`` (in that order).
+
+    A column of Python objects is hashed with each value's type, so 5 and '5' (which a
+    rule may treat differently) never share a key; staged columns are typed anyway."""
     sub = frame[list(dict.fromkeys(columns))]
+    loose = [c for c in sub.columns if sub[c].dtype == object]
+    if loose:
+        sub = sub.assign(**{c: [f"{type(v).__name__}:{v!r}" for v in sub[c]] for c in loose})
     return (pd.util.hash_pandas_object(sub, index=False, hash_key="qi-validated-v1a").to_numpy(),
             pd.util.hash_pandas_object(sub, index=False, hash_key="qi-validated-v1b").to_numpy())
 

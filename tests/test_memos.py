@@ -191,3 +191,11 @@ def test_a_suite_with_a_rule_across_rows_is_always_validated_whole(reference, ch
     again = validate(frames, reference, memo=ValidationMemo.open(path))
 
     assert rows_validated(again) == {M: len(frames[M])}  # the other datasets came from the memo
+
+
+def test_values_of_different_types_never_share_a_memo_key():
+    from expectations.runner import row_keys
+
+    frame = pd.DataFrame({"band": pd.array([5, "5", 5.0, None], dtype=object)})
+    h1, h2 = row_keys(frame, ["band"])
+    assert len(set(zip(h1.tolist(), h2.tolist()))) == 4
