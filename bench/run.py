@@ -90,8 +90,13 @@ def copy_root(source: Path, root: Path) -> Path:
 TREE_SAMPLE_SECONDS = 0.1
 
 
-def tree_rss(pid: int) -> int:
-    """Resident bytes of ``pid`` and all its descendants now (Linux /proc; 0 elsewhere)."""
+def tree_rss(pid: int) -> tuple[int, int]:
+    """Resident bytes of ``pid`` and all its descendants now, and of the largest descendant
+    alone (Linux /proc; 0 elsewhere).
+
+    Sampled rather than taken from ``getrusage(RUSAGE_CHILDREN)``: a worker process is
+    spawned by fork then exec, and the kernel's high-water mark for it includes the parent's
+    pages it held for the instant in between, so it reports the parent's size, not the worker's."""
     parents: dict[int, int] = {}
     rss: dict[int, int] = {}
     for entry in Path("/proc").iterdir() if Path("/proc/self/stat").exists() else ():
@@ -110,7 +115,7 @@ def tree_rss(pid: int) -> int:
         children = [p for p, pp in parents.items() if pp == parent and p not in tree]
         tree.update(children)
         frontier += children
-    return sum(rss.get(p, 0) for p in tree)
+    return sum(rss.get(p, 0) for p in tree), max((rss.get(p, 0) for p in tree - {pid}), default=0)
 
 
 def probe(work: Path, tag: str, mode: str, *args: str) -> dict:
@@ -128,9 +133,10 @@ def probe(work: Path, tag: str, mode: str, *args: str) -> dict:
     with open(logfile, "w") as handle:
         proc = subprocess.Popen([sys.executable, "-m", "bench.probe", str(out), mode, *args], cwd=REPO, env=env,
                                 stdout=handle, stderr=subprocess.STDOUT)
-        tree_peak = 0
+        tree_peak = child_peak = 0
         while proc.poll() is None:
-            tree_peak = max(tree_peak, tree_rss(proc.pid))
+            total, largest_child = tree_rss(proc.pid)
+            tree_peak, child_peak = max(tree_peak, total), max(child_peak, largest_child)
             time.sleep(TREE_SAMPLE_SECONDS)
     wall = time.perf_counter() - t0
     data = json.loads(out.read_text()) if out.exists() else {"stages": {}, "calls": {}, "marks": {}}
@@ -139,7 +145,7 @@ def probe(work: Path, tag: str, mode: str, *args: str) -> dict:
     data["startup"] = round(flow_start - started, 3) if flow_start else None
     data["peak_rss_bytes"] = data.get("maxrss_self_kb", 0) * 1024
     # Worker processes and Prefect's temporary server are children: the largest of them.
-    data["peak_rss_child_bytes"] = data.get("maxrss_children_kb", 0) * 1024
+    data["peak_rss_child_bytes"] = child_peak  # (sampled: see tree_rss)
     # What the machine had to hold: the RSS of the whole process tree, summed, sampled.
     data["peak_rss_tree_bytes"] = tree_peak
     if mode == "cli" and proc.returncode not in (0, 1):
@@ -319,7 +325,8 @@ def main(argv: list[str] | None = None) -> int:
     results: dict = {"date": datetime.now(UTC).isoformat(timespec="seconds"), "machine": machine(),
                      "size": asdict(size), "quick": args.quick, "as_of": as_of.isoformat(), "repeat": repeat,
                      "heavy_repeat": heavy}
-    region, results["region"] = region_for(work, "default", size, end_period, args.regenerate)
+    prefix = "quick-" if args.quick else ""  # (a quick run keeps its own small regions, not the full ones)
+    region, results["region"] = region_for(work, f"{prefix}default", size, end_period, args.regenerate)
 
     # The trivial flow is measured next to what it is compared with (a fresh Prefect home
     # before each full load, an existing one before each nothing-new run): this machine's
@@ -406,7 +413,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_scaling:
         for name, factor in (("half", 0.5), ("double", 2.0)):
             scaled = size.scaled(factor)
-            folder, info = region_for(work, name, scaled, end_period, args.regenerate)
+            folder, info = region_for(work, f"{prefix}{name}", scaled, end_period, args.regenerate)
             log(f"full load at {name} size")
             loaded = full_load(work, name, folder, as_of, 1)
             loaded["region"] = info
