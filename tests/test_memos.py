@@ -36,6 +36,13 @@ def issues_of(result) -> pd.DataFrame:
     return result.issues.sort_values(["dataset", "_row_id", "rule"], ignore_index=True)
 
 
+def validated_into_memo(frames, reference, path) -> None:
+    """Validate ``frames`` once with a memo at ``path`` and save it."""
+    memo = ValidationMemo.open(path)
+    validate(frames, reference, memo=memo)
+    memo.save()
+
+
 @pytest.fixture(scope="module")
 def checked(reference):
     frames, _ = checked_frames(reference, CASES)
@@ -60,9 +67,7 @@ def test_rows_seen_before_are_not_validated_again(reference, checked, tmp_path):
 def test_a_changed_row_alone_is_validated_and_its_new_failure_found(reference, checked, tmp_path):
     frames, plain = checked
     path = tmp_path / "memo.parquet"
-    memo = ValidationMemo.open(path)
-    validate(frames, reference, memo=memo)
-    memo.save()
+    validated_into_memo(frames, reference, path)
 
     good = plain.issues.loc[plain.issues["dataset"] == E, "_row_id"]
     row_id = next(r for r in frames[E]["_row_id"] if r not in set(good))
@@ -81,9 +86,7 @@ def test_a_changed_row_alone_is_validated_and_its_new_failure_found(reference, c
 def test_new_reference_data_validates_every_row_again(reference, checked, tmp_path):
     frames, plain = checked
     path = tmp_path / "memo.parquet"
-    memo = ValidationMemo.open(path)
-    validate(frames, reference, memo=memo)
-    memo.save()
+    validated_into_memo(frames, reference, path)
     cohort = reference.cohorts.iloc[[-1]].assign(code="QQ01")
     newer = dataclasses.replace(reference, cohorts=pd.concat([reference.cohorts, cohort], ignore_index=True))
 
@@ -184,9 +187,7 @@ def test_a_suite_with_a_rule_across_rows_is_always_validated_whole(reference, ch
     build = runner.SUITES[M]
     monkeypatch.setitem(runner.SUITES, M, lambda ref: [*build(ref), whole])
     path = tmp_path / "memo.parquet"
-    memo = ValidationMemo.open(path)
-    validate(frames, reference, memo=memo)
-    memo.save()
+    validated_into_memo(frames, reference, path)
 
     again = validate(frames, reference, memo=ValidationMemo.open(path))
 
