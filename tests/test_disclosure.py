@@ -295,3 +295,55 @@ def test_changed_counts_are_a_new_problem_and_junk_in_the_memo_is_ignored(tmp_pa
 
     assert same(solve(counts, tmp_path), solve(counts))
     assert "unreadable" in caplog.text
+
+
+# --- The vectorised evaluation of candidates, against a plain one --------------------------------
+
+
+def plain_evaluation(problem, k: int, atoms, coefs) -> tuple[bool, float, bool, bool, set[int]]:
+    """One candidate, from the definitions: the cells whose net change is not zero, what
+    suppressing the new ones costs, and which of counts + d, counts - d stay valid."""
+    net: dict[int, int] = {}
+    for a, c in zip(atoms, coefs, strict=True):
+        if a >= 0:
+            for t in range(len(problem.tables)):
+                cell = int(problem.cell_of[t, a])
+                net[cell] = net.get(cell, 0) + int(c)
+    changed = {cell for cell, change in net.items() if change}
+    cost = sum(problem.weight[cell] for cell in changed if cell != k and not problem.suppressed[cell])
+
+    def valid(sign: int) -> bool:
+        x = problem.x.copy()
+        for a, c in zip(atoms, coefs, strict=True):
+            if a >= 0:
+                x[a] += sign * c
+        groups = np.bincount(problem.group, weights=x, minlength=len(problem.group_total))
+        touched = {int(problem.group[a]) for a in atoms if a >= 0}
+        return bool((x >= 0).all()) and all(groups[g] >= 1 for g in touched)
+
+    plus, minus = valid(1), valid(-1)
+    cost += 0.0 if plus and minus else 0.5
+    return k in changed and (plus or minus), cost, plus, minus, changed
+
+
+def test_the_vectorised_evaluation_of_candidates_agrees_with_a_plain_one():
+    from transforms.disclosure import _Problem
+
+    counts = demo_like_atoms(seed=3)
+    problem = _Problem(counts.reset_index(drop=True), PARTICIPATION_TABLES, "count", ROW_KEY, "status", ROW_KEY)
+    checked = 0
+    for k in np.flatnonzero(problem.primary)[:25]:
+        blocks = [b for b in problem.candidate_blocks(int(k))]
+        zig = problem.zigzags(int(k))
+        for atoms, coefs, plus, minus in [*blocks, zig]:
+            pick = np.linspace(0, len(atoms) - 1, min(len(atoms), 12)).astype(int) if len(atoms) else []
+            usable, cost, plus_v, minus_v = problem.evaluate(int(k), atoms[pick], coefs[pick])
+            assert (plus_v == plus[pick]).all() and (minus_v == minus[pick]).all()
+            for i, row in enumerate(pick):
+                want = plain_evaluation(problem, int(k), atoms[row], coefs[row])
+                assert (bool(usable[i]), bool(plus_v[i]), bool(minus_v[i])) == (want[0], want[2], want[3])
+                assert cost[i] == pytest.approx(want[1])
+                assert set(problem.changed_cells(atoms[row], coefs[row]).tolist()) == want[4]
+                checked += 1
+        problem.protect(int(k))  # the state moves on: later cells see more cells suppressed
+    assert checked > 500

@@ -51,6 +51,7 @@ log = logging.getLogger("qi.disclosure")
 LOW, HIGH = 1, 4  # counts of 1 to 4 people are suppressed (SPEC 8)
 ONE_SIDED_PENALTY = 0.5  # prefer perturbations that can move a value both up and down
 ZIGZAG_NEIGHBOURS = 8  # rows tried as the far end of a three-row move
+BOUND_SLACK = 1e-9  # (a lower bound of a cost, summed in another order, may exceed it by a rounding)
 
 
 @dataclass(frozen=True)
@@ -108,7 +109,7 @@ class _Problem:
         self.tables = list(tables)
         self.frames: list[pd.DataFrame] = []
         # cell_of[t][i]: the global id of the cell of table t that contains atom i
-        self.cell_of = np.zeros((len(self.tables), self.n), dtype="int64")
+        self.cell_of = np.zeros((len(self.tables), self.n), dtype="int32")
         values, weights, owners, locals_ = [], [], [], []
         self.offsets: list[int] = []
         offset = 0
@@ -129,6 +130,8 @@ class _Problem:
             owners.append(np.full(len(keys), t))
             locals_.append(np.arange(len(keys)))
             offset += len(keys)
+        # the table with the most cells: its cost alone bounds a candidate's cost cheaply
+        self.finest = self.cell_of[[int(np.argmax([len(f) for f in self.frames]))]] if self.tables else self.cell_of
         self.value = np.concatenate(values) if values else np.zeros(0, dtype="int64")
         self.weight = np.concatenate(weights) if weights else np.zeros(0)
         self.owner = np.concatenate(owners) if owners else np.zeros(0, dtype="int64")
@@ -168,7 +171,7 @@ class _Problem:
             r, c = self.row[a], self.col[a]
             # one person more (or fewer) in atom a, or moved between a and another atom of its row or column
             partners = np.concatenate([self.by_row[r], self.by_col[c]])
-            partners = np.unique(partners[~inside[partners]])
+            partners = np.sort(partners[~inside[partners]])  # (the row and the column share only a, inside)
             block = np.full((len(partners) + 1, 4), -1)
             block[:, 0], block[1:, 1] = a, partners
             coefs = np.zeros((len(partners) + 1, 4), dtype="int64")
@@ -196,7 +199,10 @@ class _Problem:
         valid = atoms >= 0
         safe = np.where(valid, atoms, 0)
         coefs = np.where(valid, coefs, 0)
-        changes = (np.where(inside[safe], coefs, 0).sum(axis=1)) != 0
+        changes = np.zeros(len(atoms), dtype="int64")
+        for i in range(atoms.shape[1]):  # (numpy reduces a short last axis slowly)
+            changes += np.where(inside[safe[:, i]], coefs[:, i], 0)
+        changes = changes != 0
         plus, minus = self._directions(safe, coefs, valid)
         keep = changes & (plus | minus)
         if keep.any():
@@ -222,7 +228,7 @@ class _Problem:
                 continue
             probe = np.full((len(donors), 4), -1)
             probe[:, 0], probe[:, 1] = a, donors
-            _, cost, *_ = self.evaluate(k, probe, np.tile([1, -1, 0, 0], (len(donors), 1)))
+            _, cost, _, _ = self.evaluate(k, probe, np.tile([1, -1, 0, 0], (len(donors), 1)))
             near = self.row[donors[np.argsort(cost, kind="stable")[:neighbours]]]
             for c2 in range(self.grid.shape[1]):
                 if c2 == c:
@@ -253,87 +259,110 @@ class _Problem:
     def _directions(self, safe: np.ndarray, coefs: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Whether counts + d and counts - d are valid: non-negative, every listed row kept."""
         w = _width(valid)
-        safe, coefs, valid = safe[:, :w], coefs[:, :w], valid[:, :w]
-        x = self.x[safe]
-        empty = x < 1
-        g = np.where(valid, self.group[safe], -1)
-        gdelta = _grouped_delta(g, coefs)
-        gtotal = self.group_total[np.where(valid, self.group[safe], 0)]
-        plus = ~_any_row(((coefs < 0) & empty) | (valid & (gtotal + gdelta < 1)))
-        minus = ~_any_row(((coefs > 0) & empty) | (valid & (gtotal - gdelta < 1)))
+        # position-major (w, m): each position's values contiguous
+        safe, coefs, valid = safe[:, :w].T.copy(), coefs[:, :w].T.copy(), valid[:, :w].T.copy()
+        empty = self.x[safe] < 1
+        group = self.group[safe]
+        gdelta, _ = _net_change(np.where(valid, group, -1), coefs)
+        gtotal = self.group_total[group]
+        plus = ~_any_position(((coefs < 0) & empty) | (valid & (gtotal + gdelta < 1)))
+        minus = ~_any_position(((coefs > 0) & empty) | (valid & (gtotal - gdelta < 1)))
         return plus, minus
 
     def evaluate(self, k: int, atoms: np.ndarray, coefs: np.ndarray,
                  directions: tuple[np.ndarray, np.ndarray] | None = None):
-        """For each candidate: does it change k, its cost, the cells it changes, its valid directions.
+        """For each candidate: does it change k, its cost, its valid directions (plus, minus).
 
-        ``directions``: (plus, minus) when already known (``candidate_blocks``)."""
+        ``directions``: (plus, minus) when already known (``candidate_blocks``). The cells
+        a chosen candidate changes are ``changed_cells``."""
         valid = atoms >= 0
         safe = np.where(valid, atoms, 0)
         coefs = np.where(valid, coefs, 0)
         plus, minus = directions if directions is not None else self._directions(safe, coefs, valid)
+        cost, hit, cells = self._cost(k, safe, coefs, valid, self.cell_of)
+        own = self.owner[k]
+        changes_k = _any_position(hit[:, own] & (cells[:, own] == k))
+        cost += np.where(plus & minus, 0.0, ONE_SIDED_PENALTY)
+        usable = changes_k & (plus | minus)
+        return usable, cost, plus, minus
+
+    def cost_bound(self, k: int, atoms: np.ndarray, coefs: np.ndarray, plus: np.ndarray,
+                   minus: np.ndarray) -> np.ndarray:
+        """A lower bound of each candidate's cost (as ``evaluate`` gives it): the cost of the
+        cells of the finest table alone, a fraction of the work."""
+        valid = atoms >= 0
+        cost, _, _ = self._cost(k, np.where(valid, atoms, 0), np.where(valid, coefs, 0), valid, self.finest)
+        return cost + np.where(plus & minus, 0.0, ONE_SIDED_PENALTY)
+
+    def _cost(self, k: int, safe: np.ndarray, coefs: np.ndarray, valid: np.ndarray,
+              cell_of: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """What suppressing the cells (of the tables in ``cell_of``) each candidate changes
+        would cost now; which positions hit a changed cell, and the cells, both (w, T, m)."""
         # Positions past the last valid one in every candidate are padding: leave them out
         # (one- and two-atom moves use two of the four).
         w = _width(valid)
-        safe, coefs, valid = safe[:, :w], coefs[:, :w], valid[:, :w]
-        # every table at once: cells (T, n, w). The positions are compared pairwise
-        # by hand (numpy reduces a length-4 axis slowly): a position counts once per
-        # cell, at the first position in that cell, with the net change of the cell.
-        cells = np.where(valid[None], self.cell_of[:, safe], -1)
-        m = len(atoms)
-        changes_k = np.zeros(m, dtype=bool)
-        cost = np.zeros(m)
-        touched = np.full((m, len(self.tables), 4), -1, dtype="int64")
-        for i in range(w):
-            ci = cells[:, :, i]
-            delta = np.broadcast_to(coefs[:, i], ci.shape).copy()
-            first = valid[None, :, i].repeat(len(cells), axis=0)
-            for j in range(w):
-                if j != i:
-                    same = ci == cells[:, :, j]
-                    delta += np.where(same, coefs[:, j], 0)
-                    if j < i:
-                        first &= ~same
-            hit = first & (delta != 0)
-            ids = np.where(hit, ci, 0)
-            changes_k |= (hit & (ci == k)).any(axis=0)
-            free = hit & (ci != k) & ~self.suppressed[ids]
-            cost += np.where(free, self.weight[ids], 0.0).sum(axis=0)
-            touched[:, :, i] = np.where(hit, ci, -1).T
-        cost += np.where(plus & minus, 0.0, ONE_SIDED_PENALTY)
-        usable = changes_k & (plus | minus)
-        touched = touched.reshape(m, -1)
-        return usable, cost, touched, plus, minus
+        # Every table at once, position-major: cells (w, T, m), -1 at padding. A cell counts
+        # once, at the first position in it, with the net change of the cell.
+        safe, coefs, valid = safe[:, :w].T, coefs[:, :w].T.copy(), valid[:, :w].T.copy()
+        cells = cell_of[:, safe].transpose(1, 0, 2)
+        cells = np.where(valid[:, None], cells, -1)
+        delta, first = _net_change(cells, coefs[:, None])
+        hit = first & (delta != 0) & valid[:, None]
+        # Nothing, for a cell suppressed already, or for k.
+        free = np.where(self.suppressed, 0.0, self.weight)
+        free[k] = 0.0
+        return (free[cells] * hit).sum(axis=(0, 1)), hit, cells  # (a padding cell is never hit)
+
+    def _costs_below(self, k: int, atoms: np.ndarray, coefs: np.ndarray, plus: np.ndarray, minus: np.ndarray,
+                     best: float) -> np.ndarray:
+        """Each candidate's cost (infinite if it cannot be used), for those whose cost may not
+        exceed ``best``; the others cannot win and get infinity without being evaluated."""
+        cost = np.full(len(atoms), np.inf)
+        keep = (self.cost_bound(k, atoms, coefs, plus, minus) <= best + BOUND_SLACK) if np.isfinite(best) else None
+        if keep is None or keep.all():
+            usable, found, _, _ = self.evaluate(k, atoms, coefs, (plus, minus))
+            return np.where(usable, found, np.inf)
+        if keep.any():
+            usable, found, _, _ = self.evaluate(k, atoms[keep], coefs[keep], (plus[keep], minus[keep]))
+            cost[keep] = np.where(usable, found, np.inf)
+        return cost
+
+    def changed_cells(self, atoms: np.ndarray, coefs: np.ndarray) -> np.ndarray:
+        """The published cells one perturbation changes (its atoms, -1 padded, and coefficients)."""
+        net: dict[int, int] = {}
+        for a, c in zip(atoms.tolist(), coefs.tolist(), strict=True):
+            if a >= 0:
+                for cell in self.cell_of[:, a].tolist():
+                    net[cell] = net.get(cell, 0) + c
+        return np.array(sorted(cell for cell, change in net.items() if change), dtype="int64")
 
     def protect(self, k: int) -> Certificate:
-        # The cheapest candidate wins, the first of equals; nothing costs less than 0, so
-        # the candidates are evaluated a block at a time and the search stops at the first
-        # block holding a free one (the same choice as evaluating them all, found sooner).
+        # The cheapest candidate wins, the first of equals. Nothing costs less than 0, so the
+        # candidates are taken a block at a time and the search stops at the first block
+        # holding a free one; and a candidate whose cost over the finest table alone exceeds
+        # the best found so far cannot win, so it is not evaluated in full. (The same choice
+        # as evaluating them all, found sooner.)
         found: list[tuple] = []
-        for block in self.candidate_blocks(k):
-            found.append(block[:2] + self.evaluate(k, block[0], block[1], block[2:]))
-            usable_, cost_ = found[-1][2], found[-1][3]
-            if (usable_ & (cost_ <= 0)).any():
+        best = np.inf
+        for atoms, coefs, plus, minus in self.candidate_blocks(k):
+            cost = self._costs_below(k, atoms, coefs, plus, minus, best)
+            found.append((atoms, coefs, cost, plus, minus))
+            best = min(best, float(cost.min(initial=np.inf)))
+            if best <= 0:
                 break
-        if not any(f[2].any() for f in found):  # cannot happen: one person more in an atom of k always works
+        if not np.isfinite(best):  # cannot happen: one person more in an atom of k always works
             raise AssertionError(f"no perturbation protects cell {k}")
-        atoms, coefs, usable, cost, touched, plus, minus = (np.concatenate([f[i] for f in found]) for i in range(7))
-        cost = np.where(usable, cost, np.inf)
-        if cost.min() > 0:  # something new would be suppressed: look further
-            more_atoms, more_coefs, more_plus, more_minus = self.zigzags(k)
-            if len(more_atoms):
-                more = self.evaluate(k, more_atoms, more_coefs, (more_plus, more_minus))
-                atoms, coefs = np.concatenate([atoms, more_atoms]), np.concatenate([coefs, more_coefs])
-                usable, touched = np.concatenate([usable, more[0]]), np.concatenate([touched, more[2]])
-                plus, minus = np.concatenate([plus, more[3]]), np.concatenate([minus, more[4]])
-                cost = np.concatenate([cost, np.where(more[0], more[1], np.inf)])
-        best = int(np.argmin(cost))  # first of equals: candidates are in a fixed order
-        cells = touched[best][touched[best] >= 0]
-        self.suppressed[cells] = True
-        keep = atoms[best] >= 0
-        directions = tuple(d for d, ok in ((1, plus[best]), (-1, minus[best])) if ok)
+        if best > 0:  # something new would be suppressed: look further
+            atoms, coefs, plus, minus = self.zigzags(k)
+            if len(atoms):
+                found.append((atoms, coefs, self._costs_below(k, atoms, coefs, plus, minus, best), plus, minus))
+        atoms, coefs, cost, plus, minus = (np.concatenate([f[i] for f in found]) for i in range(5))
+        chosen = int(np.argmin(cost))  # first of equals: candidates are in a fixed order
+        self.suppressed[self.changed_cells(atoms[chosen], coefs[chosen])] = True
+        keep = atoms[chosen] >= 0
+        directions = tuple(d for d, ok in ((1, plus[chosen]), (-1, minus[chosen])) if ok)
         return Certificate(self.tables[self.owner[k]].name, int(self.local[k]),
-                           tuple(int(a) for a in atoms[best][keep]), tuple(int(c) for c in coefs[best][keep]),
+                           tuple(int(a) for a in atoms[chosen][keep]), tuple(int(c) for c in coefs[chosen][keep]),
                            directions)
 
 
@@ -368,14 +397,31 @@ def _any_row(flags: np.ndarray) -> np.ndarray:
     return out
 
 
-def _grouped_delta(ids: np.ndarray, coefs: np.ndarray) -> np.ndarray:
-    """For each position, the sum of the coefficients of the positions with the same id."""
-    out = coefs.copy()
-    for i in range(ids.shape[1]):  # pairwise by hand: numpy reduces a short last axis slowly
-        for j in range(ids.shape[1]):
-            if i != j:
-                out[:, i] += np.where(ids[:, i] == ids[:, j], coefs[:, j], 0)
+def _any_position(flags: np.ndarray) -> np.ndarray:
+    """flags.any(axis=0) for a few positions (first axis), pairwise."""
+    out = flags[0].copy()
+    for i in range(1, len(flags)):
+        out |= flags[i]
     return out
+
+
+def _net_change(ids: np.ndarray, coefs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each position (first axis), the sum of the coefficients of the positions with the
+    same id, and whether it is the first position with that id. ``coefs`` broadcasts to ``ids``.
+
+    Pairwise by hand: each pair is compared once (numpy reduces a short axis slowly)."""
+    w = len(ids)
+    delta = np.empty(ids.shape, dtype="int8")  # (coefficients are -1, 0 or 1: a sum of four fits)
+    delta[...] = coefs
+    delta_of = coefs.astype("int8")  # (as given, before the sums)
+    first = np.ones(ids.shape, dtype=bool)
+    for i in range(w):
+        for j in range(i + 1, w):
+            same = ids[i] == ids[j]
+            delta[i] += same * delta_of[j]
+            delta[j] += same * delta_of[i]
+            first[j] &= ~same
+    return delta, first
 
 
 def suppress_counts(counts: pd.DataFrame, tables: Sequence[CountTable], *, value: str = "count",
