@@ -55,11 +55,14 @@ def _executor(workers: int) -> ProcessPoolExecutor:
     return _pool
 
 
-def shutdown() -> None:
-    """Stop the worker processes (started again when next needed)."""
+def shutdown(wait: bool = True) -> None:
+    """Stop the worker processes (started again when next needed).
+
+    ``wait=False``: do not wait for them to exit; they do so while the caller goes on
+    (a new pool may start meanwhile)."""
     global _pool
     if _pool is not None:
-        _pool.shutdown(wait=True, cancel_futures=True)
+        _pool.shutdown(wait=wait, cancel_futures=True)
         _pool = None
 
 

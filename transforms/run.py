@@ -171,7 +171,8 @@ def stage(run: Run) -> list[str]:
         preload_gx()  # new rows will be validated: import Great Expectations while they are read
     store = load.StagedStore.open(run.root.staged)
     run.staged_files = load.stage_pending(run.archive, store, run.reference, run.key, workers=run.workers)
-    parallel.shutdown()  # (memory: workers that read files keep what they grew to; new ones write the workbooks)
+    # (memory: workers that read files keep what they grew to; new ones write the workbooks)
+    parallel.shutdown(wait=False)
     if run.staged_files:
         store.save()
         atomic_write_bytes(meta_path, json.dumps(wanted, sort_keys=True).encode())
@@ -351,7 +352,10 @@ def report_periods(run: Run) -> tuple[str, str | None]:
 
 
 def finish(run: Run, *, reports: list[Path], feedback: list[Path] = ()) -> dict:
-    """Record the run in the runs ledger and return its summary."""
+    """Record the run in the runs ledger and return its summary.
+
+    The worker processes have nothing left to do: they exit while the run winds down."""
+    parallel.shutdown(wait=False)
     m = run.archive.manifest
     new = m[m["sha256"].isin(run.new_files)]
     summary = {
