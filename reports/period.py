@@ -55,6 +55,11 @@ def _tables_in_worker(publish_dir: Path) -> dict[str, pd.DataFrame]:
     return read_report_tables(publish_dir)
 
 
+def _profession_filter(commissioner: pd.Series) -> bool:
+    value = commissioner.get("profession_filter")
+    return value is not None and not pd.isna(value) and bool(str(value).strip())
+
+
 def _write_job(job: ReportJob) -> Path:
     assert job.marts is not None
     return build_commissioner_workbook(job.path, job.commissioner, _tables_in_worker(job.marts), job.organisations,
@@ -82,8 +87,11 @@ def write_reports(reports_dir: Path, reference: Reference, due: list[tuple[str, 
                       marts.resolve() if marts is not None else None)
             for period, provisional in due for _, commissioner in commissioners.iterrows()]
     if marts is not None and workers > 1 and len(jobs) > 1:
-        size = [len(commissioner_scope(job.commissioner, job.organisations)) for job in jobs]
-        order = sorted(range(len(jobs)), key=lambda i: -size[i])
+        # The biggest first (a commissioner of more organisations, then one of every
+        # profession), so that the last job to finish is a small one.
+        size = [(len(commissioner_scope(job.commissioner, job.organisations)), not _profession_filter(job.commissioner))
+                for job in jobs]
+        order = sorted(range(len(jobs)), key=lambda i: size[i], reverse=True)
         done = run_jobs(_write_job, [jobs[i] for i in order], workers=workers)
         paths: list[Path] = [Path()] * len(jobs)
         for i, path in zip(order, done, strict=True):
