@@ -142,19 +142,25 @@ def period_gap_check(measures: pd.DataFrame) -> pd.Series:
     if not valid.any():
         return _rule(valid, valid)
     rows = measures.loc[valid, [*key, "period"]]
-    series = rows.drop_duplicates().sort_values([*key, "period"])
-    period = series["period"]
-    groups = [series[k] for k in key]
-    monthly = (period.dt.day == 1).groupby(groups, sort=False).transform("all").astype(bool)
-    previous = period.groupby(groups, sort=False).shift()
-    first = previous.isna()
-    month_step = (period.dt.year - previous.dt.year) * 12 + (period.dt.month - previous.dt.month)
-    day_step = (period - previous).dt.days
-    gap = ~first & ((monthly & (month_step > 1)) | (~monthly & (day_step > _WEEKLY_GAP_DAYS)))
-    flagged = series.assign(_gap=gap.to_numpy())
-    merged = rows.merge(flagged, on=[*key, "period"], how="left")["_gap"].to_numpy(dtype=bool)
+    # Each series as a number, its rows sorted by period: the copies of one period are a
+    # run, and a run's previous period is the row just before it in the same series.
+    series = rows.groupby(key, sort=False).ngroup().to_numpy()
+    order = np.lexsort((rows["period"].to_numpy(), series))
+    s, period = series[order], rows["period"].to_numpy()[order]
+    same_series = np.r_[False, s[1:] == s[:-1]]
+    run_start = ~same_series | np.r_[True, period[1:] != period[:-1]]
+    previous = np.r_[period[:1], period[:-1]]
+    month = period.astype("datetime64[M]")
+    day_one = period.astype("datetime64[D]") == month.astype("datetime64[D]")
+    monthly = (np.bincount(s, weights=~day_one) == 0)[s]  # every period of the series on the 1st
+    month_step = (month - previous.astype("datetime64[M]")).astype("int64")
+    day_step = (period - previous) // np.timedelta64(1, "D")
+    gap = run_start & same_series & ((monthly & (month_step > 1)) | (~monthly & (day_step > _WEEKLY_GAP_DAYS)))
+    gap = gap[np.flatnonzero(run_start)][np.cumsum(run_start) - 1]  # a run's copies share its flag
+    flagged = np.empty(len(gap), dtype=bool)
+    flagged[order] = gap
     passes = pd.Series(True, index=measures.index)
-    passes.loc[valid] = ~merged
+    passes.loc[valid] = ~flagged
     return _rule(valid, passes)
 
 
