@@ -62,6 +62,28 @@ def test_programme_summary_counts_status_at_end_of_each_period():
     assert (out["programme_year"] == "2025/26").all()
 
 
+def test_programme_summary_takes_the_last_row_received_among_those_of_the_period_or_before():
+    # k1's file for 2025-06 arrived before a correction that counts for 2025-05: from 2025-05
+    # on, the correction (received last) is k1's state; the 2025-06 row never is.
+    rows = _rows(
+        [
+            ("k1", "C25A", "RPA", "Nursing", "Enrolled", "f1", "a.xlsx", 2, "2025-05-03", "2025-04"),
+            ("k1", "C25A", "RPA", "Nursing", "Withdrawn", "f2", "b.xlsx", 2, "2025-07-03", "2025-06"),
+            ("k1", "C25A", "RPA", "Nursing", "Active", "f3", "c.xlsx", 2, "2025-07-04", "2025-05"),
+            ("k2", "C25A", "RPA", "Nursing", "Enrolled", "f4", "d.xlsx", 2, "2025-08-03", "2025-07"),
+        ],
+        ENROL_COLS,
+    )
+    cohorts = pd.DataFrame({"code": ["C25A"], "programme_year": ["2025/26"]})
+    out = marts.mart_programme_summary(rows, cohorts, ["2025-03", "2025-04", "2025-05", "2025-06", "2025-07"])
+    out = out.set_index("reporting_period")
+    assert "2025-03" not in out.index  # nobody reported yet
+    assert out.loc["2025-04", ["headcount", "enrolled", "active", "withdrawn"]].tolist() == [1, 1, 0, 0]
+    assert out.loc["2025-05", ["headcount", "enrolled", "active", "withdrawn"]].tolist() == [1, 0, 1, 0]
+    assert out.loc["2025-06", ["headcount", "enrolled", "active", "withdrawn"]].tolist() == [1, 0, 1, 0]
+    assert out.loc["2025-07", ["headcount", "enrolled", "active", "withdrawn"]].tolist() == [2, 1, 1, 0]
+
+
 MEASURE_COLS = ["project_id", "measure_name", "period", "value", "source_sha256", "file_name", "source_row", "received_at"]
 
 

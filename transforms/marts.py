@@ -7,6 +7,7 @@ staff id or mentor reaches any table here.
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 
@@ -224,28 +225,37 @@ def mart_programme_summary(accepted: pd.DataFrame, cohorts: pd.DataFrame, period
     status_cols = [s.lower() for s in ENROLMENT_STATUSES]
     if accepted.empty or not periods:
         return pd.DataFrame(columns=columns + status_cols)
-    ordered = accepted.sort_values(ORDER_KEYS, kind="stable")
-    years = cohorts.set_index("code")["programme_year"]
-    parts = []
-    for period in periods:
-        known = ordered[ordered["reporting_period"] <= period]
-        if known.empty:
-            continue
-        state = known.drop_duplicates(subset=["participant_key", "cohort_code"], keep="last")
-        counts = (
-            state.groupby(["organisation_code", "cohort_code", "profession", "status"]).size()
-            .unstack("status", fill_value=0)
-            .reindex(columns=list(ENROLMENT_STATUSES), fill_value=0)
-            .rename(columns=str.lower)
-        )
-        counts["headcount"] = counts.sum(axis=1)
-        counts = counts.reset_index()
-        counts.insert(0, "reporting_period", period)
-        parts.append(counts)
-    if not parts:
+    ordered = accepted.sort_values(ORDER_KEYS, kind="stable", ignore_index=True)
+    # A participant's state at the end of a period is their last row (in order) among
+    # those reported in that period or before. So each row is the state from its own
+    # period up to (not including) the earliest period of any row after it: one pass
+    # over the rows, not one per period.
+    key = ordered.groupby(["participant_key", "cohort_code"], sort=False, dropna=False).ngroup().to_numpy()
+    ordered = ordered.iloc[np.lexsort((np.arange(len(ordered)), key))].reset_index(drop=True)  # by key, in order
+    key = np.sort(key, kind="stable")
+    period_list = np.array(sorted(periods), dtype=object)
+    reported = np.searchsorted(period_list, ordered["reporting_period"].to_numpy(dtype=object), side="left")
+    # the earliest period of this row or any after it in the key (a cumulative minimum, backwards)
+    later = pd.Series(reported[::-1]).groupby(key[::-1]).cummin().to_numpy()[::-1]
+    same_key_next = np.r_[key[1:] == key[:-1], False]
+    until = np.where(same_key_next, np.r_[later[1:], 0], len(period_list))
+    # (searchsorted gives a row's first period on or after its own: one after the last period holds nowhere)
+    span = np.clip(until - reported, 0, None)
+    rows = np.repeat(np.arange(len(ordered)), span)
+    held = np.arange(len(rows)) - np.repeat(np.cumsum(span) - span, span) + np.repeat(reported, span)
+    state = ordered.iloc[rows][["organisation_code", "cohort_code", "profession", "status"]].reset_index(drop=True)
+    state.insert(0, "reporting_period", period_list[held])
+    if state.empty:
         return pd.DataFrame(columns=columns + status_cols)
-    out = pd.concat(parts, ignore_index=True)
-    out["programme_year"] = out["cohort_code"].map(years)
+    counts = (
+        state.groupby(["reporting_period", "organisation_code", "cohort_code", "profession", "status"]).size()
+        .unstack("status", fill_value=0)
+        .reindex(columns=list(ENROLMENT_STATUSES), fill_value=0)
+        .rename(columns=str.lower)
+    )
+    counts["headcount"] = counts.sum(axis=1)
+    out = counts.reset_index()
+    out["programme_year"] = out["cohort_code"].map(cohorts.set_index("code")["programme_year"])
     out.columns.name = None
     return out[columns + status_cols].sort_values(columns[:5], ignore_index=True)
 
