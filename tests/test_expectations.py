@@ -397,3 +397,25 @@ def test_validation_is_quiet(reference, capfd):
     frames, _ = checked_frames(reference, [c for c in CASES if c.dataset == R][:2])
     validate({R: frames[R]}, reference, run_name="quiet")
     assert capfd.readouterr() == ("", "")
+
+
+def test_great_expectations_is_imported_without_loading_scipy_stats_until_it_is_used():
+    # GX imports scipy.stats with every expectation class (for distribution expectations
+    # this project does not use): the runner makes it load on first use instead.
+    import subprocess
+    import sys
+
+    script = (
+        "import sys\n"
+        "from expectations.runner import import_gx\n"
+        "gx = import_gx()\n"
+        "stats = sys.modules['scipy.stats']\n"
+        "assert 'scipy.stats._distn_infrastructure' not in sys.modules, 'scipy.stats was loaded'\n"
+        "print(round(float(stats.entropy([1, 2], [2, 1])), 6))\n"
+        "assert 'scipy.stats._distn_infrastructure' in sys.modules\n"
+        "assert gx.expectations.ExpectColumnKLDivergenceToBeLessThan is not None\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                          cwd=Path(__file__).resolve().parents[1])
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "0.231049"
