@@ -171,8 +171,9 @@ def stage(run: Run) -> list[str]:
         preload_gx()  # new rows will be validated: import Great Expectations while they are read
     store = load.StagedStore.open(run.root.staged)
     run.staged_files = load.stage_pending(run.archive, store, run.reference, run.key, workers=run.workers)
-    # (memory: workers that read files keep what they grew to; new ones write the workbooks)
-    parallel.shutdown(wait=False)
+    # (memory: workers that read files keep what they grew to, so they are gone before new
+    # ones start for the workbooks)
+    parallel.shutdown()
     if run.staged_files:
         store.save()
         atomic_write_bytes(meta_path, json.dumps(wanted, sort_keys=True).encode())
