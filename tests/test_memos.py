@@ -163,6 +163,35 @@ def test_unchanged_projects_come_from_the_memo_and_changed_ones_are_analysed(pro
                                   afresh[~from_memo].drop(columns="explanation"))
 
 
+def test_a_new_month_analyses_only_the_newest_prefix_and_a_revision_redoes_what_follows_it(programme, tmp_path):
+    projects, measure, periods = programme
+    last = measure["period"].max()
+    outcomes.build_outcome_marts(projects, measure[measure["period"] < last], periods, memo_path=tmp_path)
+    path = tmp_path / SpcMemo.OUTCOMES
+    remembered = read_table(path, SpcMemo.OUTCOMES_SCHEMA)
+    write_table(remembered.assign(explanation="(from the memo)"), path, SpcMemo.OUTCOMES_SCHEMA)
+    # One project's value three periods back is revised as the new month arrives.
+    revised = measure.copy()
+    project = revised.loc[revised["period"] == last, "project_id"].iloc[0]
+    back = sorted(revised.loc[revised["project_id"] == project, "period"])[-4]
+    at = (revised["project_id"] == project) & (revised["period"] == back)
+    revised.loc[at, "value"] = revised.loc[at, "value"] + 1.0
+
+    result, _ = outcomes.build_outcome_marts(projects, revised, periods, memo_path=tmp_path)
+
+    from_memo = result["explanation"] == "(from the memo)"
+    newest = result["latest_period"] == last.strftime("%Y-%m-%d")
+    assert newest.any() and not from_memo[newest].any()  # the new month's analyses are new
+    others = result["project_id"] != project
+    assert from_memo[others & ~newest].all()  # every earlier prefix of the other projects is remembered
+    mine = result[result["project_id"] == project]
+    assert from_memo[mine.index[mine["latest_period"] < back.strftime("%Y-%m-%d")]].all()
+    assert not from_memo[mine.index[mine["latest_period"] >= back.strftime("%Y-%m-%d")]].any()
+    afresh, _ = built_afresh(projects, revised, periods)
+    pd.testing.assert_frame_equal(result[~from_memo].drop(columns="explanation"),
+                                  afresh[~from_memo].drop(columns="explanation"))
+
+
 def test_an_unreadable_spc_memo_means_analysing_everything(programme, tmp_path, caplog):
     projects, measure, periods = programme
     (tmp_path / SpcMemo.POINTS).write_bytes(b"not parquet")

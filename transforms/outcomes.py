@@ -348,6 +348,11 @@ def build_spc_points(dim_project: pd.DataFrame, fct_measure: pd.DataFrame) -> pd
         analysis = _analyse(project, rows)
         chart, run = analysis.xmr, analysis.run
         proportions = _p_chart_of(project, rows)
+        # (as lists: a pandas lookup per row and column would cost more than the analysis)
+        revised = rows["revised"].tolist() if "revised" in rows.columns else None
+        sha = rows["source_sha256"].tolist() if "source_sha256" in rows.columns else None
+        sheet = rows["source_sheet"].tolist() if "source_sheet" in rows.columns else None
+        source_row = rows["source_row"].tolist() if "source_row" in rows.columns else None
         for i in range(len(rows)):
             start = chart.signal_start[i]
             out.append(
@@ -372,14 +377,10 @@ def build_spc_points(dim_project: pd.DataFrame, fct_measure: pd.DataFrame) -> pd
                     "p_centre": proportions.centre[i] if proportions else None,
                     "p_lower_limit": proportions.lower_limit[i] if proportions else None,
                     "p_upper_limit": proportions.upper_limit[i] if proportions else None,
-                    "revised": bool(rows["revised"].iloc[i]) if "revised" in rows.columns else False,
-                    "source_sha256": rows["source_sha256"].iloc[i] if "source_sha256" in rows.columns else None,
-                    "source_sheet": rows["source_sheet"].iloc[i] if "source_sheet" in rows.columns else None,
-                    "source_row": (
-                        int(rows["source_row"].iloc[i])
-                        if "source_row" in rows.columns and not pd.isna(rows["source_row"].iloc[i])
-                        else None
-                    ),
+                    "revised": bool(revised[i]) if revised is not None else False,
+                    "source_sha256": sha[i] if sha is not None else None,
+                    "source_sheet": sheet[i] if sheet is not None else None,
+                    "source_row": int(source_row[i]) if source_row is not None and not pd.isna(source_row[i]) else None,
                 }
             )
     return _frame(out, MART_SPC_POINTS_SCHEMA)
@@ -426,37 +427,70 @@ def outcome_row(
     }
 
 
-def build_project_outcomes(dim_project: pd.DataFrame, fct_measure: pd.DataFrame, periods: list[str]) -> pd.DataFrame:
+def build_project_outcomes(dim_project: pd.DataFrame, fct_measure: pd.DataFrame, periods: list[str],
+                           remembered: dict[str, dict] | None = None) -> pd.DataFrame:
     """mart_project_outcomes: one row per reporting_period x project.
 
     For each reporting period P ('YYYY-MM'), each project's primary measure is analysed on
     its points whose period starts before the end of month P (the data as of that period).
     A project with no such point yet has no row for P.
+
+    ``remembered``: outcome rows of earlier builds by the key of what they were computed
+    from (``prefix_keys``: the project's row and its first n points); a prefix found there
+    is not analysed again (a new month then costs one analysis a project, not one per
+    period). With it, the rows carry that key as ``input_key``, for the memo.
     """
     out: list[dict] = []
+    hashes = _project_hashes(dim_project) if remembered is not None else {}
     for project, rows in _primary_series(dim_project, fct_measure):
         rows = rows[rows["value"].notna()]
         series_periods = [pd.Timestamp(p) for p in rows["period"]]
         series_values = [float(v) for v in rows["value"]]
+        keys = prefix_keys(hashes[project.project_id], series_periods, series_values) if remembered is not None else []
         previous: tuple[int, dict] | None = None
         for reporting_period in periods:
             known = bisect.bisect_left(series_periods, _month_after(reporting_period))
             if not known:
                 continue
             if previous is None or previous[0] != known:  # no new point: the same analysis
-                analysis = _analyse_lists(project, series_periods[:known], series_values[:known])
-                previous = (known, outcome_row(reporting_period, project, analysis))
+                row = remembered.get(keys[known - 1]) if remembered is not None else None
+                if row is None:
+                    analysis = _analyse_lists(project, series_periods[:known], series_values[:known])
+                    row = outcome_row(reporting_period, project, analysis)
+                if remembered is not None:
+                    row = {**row, "input_key": keys[known - 1]}
+                previous = (known, row)
             out.append({**previous[1], "reporting_period": reporting_period})
-    frame = _frame(out, MART_PROJECT_OUTCOMES_SCHEMA)
+    frame = _frame(out, MART_PROJECT_OUTCOMES_SCHEMA if remembered is None else SpcMemo.OUTCOMES_SCHEMA)
     return frame.sort_values(["reporting_period", "project_id"], ignore_index=True)
+
+
+def _project_hashes(dim_project: pd.DataFrame) -> dict[str, bytes]:
+    """project_id -> a hash of its whole dim_project row (and the columns it has)."""
+    hashes = pd.util.hash_pandas_object(dim_project, index=False).to_numpy()
+    columns = ",".join(dim_project.columns).encode()
+    return {pid: columns + h.tobytes() for pid, h in zip(dim_project["project_id"], hashes, strict=True)}
+
+
+def prefix_keys(project_hash: bytes, periods: list[pd.Timestamp], values: list[float]) -> list[str]:
+    """For n = 1, 2, ...: a key of the project's row and its first n points (period, value),
+    everything an outcome row as of n points is computed from."""
+    digest = hashlib.sha256(f"{SPC_MEMO_VERSION}|outcome|".encode() + project_hash)
+    keys = []
+    for period, value in zip(periods, values, strict=True):
+        digest.update(f"|{period.isoformat()}={value!r}".encode())
+        keys.append(digest.copy().hexdigest()[:32])
+    return keys
 
 
 SPC_IN_PROCESS_BELOW = 100  # fewer projects are analysed here: shipping them to workers would cost more
 
 
-def _outcome_marts(job: tuple[pd.DataFrame, pd.DataFrame, list[str]]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    projects, measures, periods = job
-    return build_project_outcomes(projects, measures, periods), build_spc_points(projects, measures)
+def _outcome_marts(job: tuple) -> tuple[pd.DataFrame, pd.DataFrame]:
+    projects, measures, periods, remembered, points_known = job
+    outcomes = build_project_outcomes(projects, measures, periods, remembered)
+    pending = projects[~projects["project_id"].isin(points_known)]
+    return outcomes, build_spc_points(pending, measures[measures["project_id"].isin(pending["project_id"])])
 
 
 def build_outcome_marts(dim_project: pd.DataFrame, fct_measure: pd.DataFrame, periods: list[str], *,
@@ -467,9 +501,10 @@ def build_outcome_marts(dim_project: pd.DataFrame, fct_measure: pd.DataFrame, pe
     go to worker processes in runs of consecutive project ids (each with only its own
     measure rows), and the pieces are put back in the order the builders give.
 
-    ``memo_path``: a folder keeping each project's analysis by a hash of its inputs (its
-    dim_project row and its primary measure's rows); a project whose inputs are unchanged
-    since the last build is not analysed again, only given rows for new periods.
+    ``memo_path``: a folder keeping what earlier builds computed (``SpcMemo``): a project
+    whose inputs are unchanged keeps its points, and an outcome row is computed only for a
+    number of points never analysed with the same project row and the same earlier points
+    (a new month: one analysis a project, not one a period).
     """
     if memo_path is None:
         return _analyse_projects(dim_project, fct_measure, periods, workers)
@@ -477,30 +512,33 @@ def build_outcome_marts(dim_project: pd.DataFrame, fct_measure: pd.DataFrame, pe
     rows = _primary_rows(projects, fct_measure)
     keys = _input_keys(projects, rows)
     memo = SpcMemo.open(memo_path)
-    cached_outcomes, known = memo.outcomes_for(keys, periods)
-    again = projects[~projects["project_id"].isin(known)]
-    outcomes, points = _analyse_projects(again, rows[rows["project_id"].isin(again["project_id"])], periods, workers)
-    cached_points = memo.points_for({p: keys[p] for p in known})
-    outcomes = pd.concat([cached_outcomes, outcomes], ignore_index=True).sort_values(
-        ["reporting_period", "project_id"], ignore_index=True)
+    points_known = memo.points_known(keys)
+    outcomes, points = _analyse_projects(projects, rows, periods, workers, memo.remembered_outcomes(), points_known)
+    cached_points = memo.points_for({p: keys[p] for p in points_known})
     points = pd.concat([cached_points, points], ignore_index=True).sort_values("project_id", kind="stable",
                                                                               ignore_index=True)
     memo.save(keys, outcomes, points)
-    return outcomes, points
+    return outcomes.drop(columns="input_key"), points
 
 
-def _analyse_projects(dim_project: pd.DataFrame, fct_measure: pd.DataFrame, periods: list[str],
-                      workers: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-    if workers <= 1 or len(dim_project) < SPC_IN_PROCESS_BELOW:
-        return build_project_outcomes(dim_project, fct_measure, periods), build_spc_points(dim_project, fct_measure)
+def _analyse_projects(dim_project: pd.DataFrame, fct_measure: pd.DataFrame, periods: list[str], workers: int,
+                      remembered: dict[str, dict] | None = None,
+                      points_known: set[str] = frozenset()) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Outcomes (with ``input_key`` when ``remembered`` is given) and the points of the
+    projects not in ``points_known``."""
     projects = dim_project.sort_values("project_id", kind="stable", ignore_index=True)
     fct_measure = _primary_rows(projects, fct_measure)  # ship nothing that is not analysed
+    if workers <= 1 or len(projects) < SPC_IN_PROCESS_BELOW:
+        return _outcome_marts((projects, fct_measure, periods, remembered, points_known))
     pieces = 2 * workers  # uneven series lengths: more pieces than workers keeps both busy
     bounds = [len(projects) * i // pieces for i in range(pieces + 1)]
     jobs = []
     for lo, hi in zip(bounds, bounds[1:], strict=False):
         part = projects.iloc[lo:hi]
-        jobs.append((part, fct_measure[fct_measure["project_id"].isin(part["project_id"])], periods))
+        ids = set(part["project_id"])
+        # (only this piece's remembered rows travel)
+        mine = None if remembered is None else {k: r for k, r in remembered.items() if r["project_id"] in ids}
+        jobs.append((part, fct_measure[fct_measure["project_id"].isin(ids)], periods, mine, points_known & ids))
     results = run_jobs(_outcome_marts, jobs, workers=workers)
     outcomes = pd.concat([r[0] for r in results], ignore_index=True)
     outcomes = outcomes.sort_values(["reporting_period", "project_id"], ignore_index=True)
@@ -509,7 +547,7 @@ def _analyse_projects(dim_project: pd.DataFrame, fct_measure: pd.DataFrame, peri
 
 
 # Bump when a change to the analysis changes what the same inputs give: the memo is ignored.
-SPC_MEMO_VERSION = "1"
+SPC_MEMO_VERSION = "2"
 
 
 def _input_keys(projects: pd.DataFrame, rows: pd.DataFrame) -> dict[str, str]:
@@ -529,67 +567,53 @@ def _input_keys(projects: pd.DataFrame, rows: pd.DataFrame) -> dict[str, str]:
 
 
 class SpcMemo:
-    """Each project's mart_spc_points rows and its mart_project_outcomes rows by number of
-    points (an outcome row depends on the reporting period only through how many points were
-    known by then), under the hash of the project's inputs. Two Parquet files in ``folder``;
-    derived data: a missing or unreadable memo only means every project is analysed."""
+    """What earlier builds computed, in two Parquet files in ``folder``: each project's
+    mart_spc_points rows under the hash of all its inputs (``_input_keys``), and every
+    mart_project_outcomes row under the key of what it was computed from (``prefix_keys``:
+    the project's row and its first n points; the reporting period does not matter).
+    Derived data: a missing or unreadable memo only means everything is analysed."""
 
     POINTS, OUTCOMES = "spc_memo_points.parquet", "spc_memo_outcomes.parquet"
     POINTS_SCHEMA = MART_SPC_POINTS_SCHEMA.append(pa.field("input_key", pa.string()))
     OUTCOMES_SCHEMA = MART_PROJECT_OUTCOMES_SCHEMA.append(pa.field("input_key", pa.string()))
 
-    def __init__(self, folder: Path, points: pd.DataFrame, outcomes: pd.DataFrame) -> None:
+    def __init__(self, folder: Path, points: pd.DataFrame, outcomes: pa.Table) -> None:
         self.folder, self.points, self.outcomes = folder, points, outcomes
 
     @classmethod
     def open(cls, folder: Path) -> SpcMemo:
+        import pyarrow.parquet as pq
+
         from transforms.storage import empty_frame, read_table
 
         try:
             points = read_table(folder / cls.POINTS, cls.POINTS_SCHEMA)
-            outcomes = read_table(folder / cls.OUTCOMES, cls.OUTCOMES_SCHEMA)
+            outcomes = pq.read_table(folder / cls.OUTCOMES).select(cls.OUTCOMES_SCHEMA.names).cast(cls.OUTCOMES_SCHEMA)
         except Exception as exc:  # noqa: BLE001 - missing or unreadable: analyse everything
             if not isinstance(exc, FileNotFoundError):
                 log.warning("SPC memo unreadable, analysing every project again: %s", type(exc).__name__)
-            points, outcomes = empty_frame(cls.POINTS_SCHEMA), empty_frame(cls.OUTCOMES_SCHEMA)
+            points, outcomes = empty_frame(cls.POINTS_SCHEMA), cls.OUTCOMES_SCHEMA.empty_table()
         return cls(folder, points, outcomes)
 
-    def outcomes_for(self, keys: dict[str, str], periods: list[str]) -> tuple[pd.DataFrame, set[str]]:
-        """The outcome rows of every project the memo can answer for all of ``periods``, and
-        those projects' ids."""
-        if not len(self.points):
-            return self.outcomes.iloc[0:0].drop(columns="input_key"), set()
-        by_key = {k: p for p, k in keys.items()}
-        points = self.points[self.points["input_key"].isin(by_key) & self.points["value"].notna()]
-        observed = {k: np.sort(g.to_numpy(dtype="datetime64[ms]"))
-                    for k, g in points.groupby("input_key", sort=False)["period"]}
-        stored = {(k, int(n)): i for i, (k, n) in enumerate(zip(self.outcomes["input_key"], self.outcomes["n_points"],
-                                                                  strict=True))}
-        ends = np.array([_month_after(p).to_datetime64() for p in periods], dtype="datetime64[ms]")
-        take: list[int] = []
-        period_of: list[str] = []
-        known: set[str] = set()
-        for key, series in observed.items():
-            counts = np.searchsorted(series, ends, side="left")
-            wanted = [(period, stored.get((key, int(n)))) for period, n in zip(periods, counts, strict=True) if n]
-            if any(i is None for _, i in wanted):
-                continue  # (a number of points the memo never saw: analyse the project again)
-            known.add(by_key[key])
-            take += [i for _, i in wanted]
-            period_of += [period for period, _ in wanted]
-        rows = self.outcomes.iloc[take].drop(columns="input_key").reset_index(drop=True)
-        rows["reporting_period"] = pd.Series(period_of, dtype=self.outcomes["reporting_period"].dtype)
-        return rows, known
+    def points_known(self, keys: dict[str, str]) -> set[str]:
+        """The projects whose points the memo holds for their current inputs."""
+        held = set(self.points["input_key"])
+        return {project for project, key in keys.items() if key in held}
+
+    def remembered_outcomes(self) -> dict[str, dict]:
+        """Outcome rows (as ``outcome_row`` gives them) by the key of what they came from."""
+        rows = self.outcomes.drop_columns(["reporting_period"]).to_pylist()
+        return {row.pop("input_key"): row for row in rows}
 
     def points_for(self, keys: dict[str, str]) -> pd.DataFrame:
         return self.points[self.points["input_key"].isin(set(keys.values()))].drop(columns="input_key")
 
     def save(self, keys: dict[str, str], outcomes: pd.DataFrame, points: pd.DataFrame) -> None:
-        """Keep the current projects' analyses (and nothing else)."""
+        """Keep the current projects' analyses (and nothing else). ``outcomes`` carry their
+        ``input_key`` (``build_project_outcomes`` with ``remembered``)."""
         from transforms.storage import write_table
 
         write_table(points.assign(input_key=points["project_id"].map(keys)), self.folder / self.POINTS,
                     self.POINTS_SCHEMA)
-        by_points = outcomes.assign(input_key=outcomes["project_id"].map(keys)).drop_duplicates(
-            ["input_key", "n_points"], ignore_index=True)
-        write_table(by_points, self.folder / self.OUTCOMES, self.OUTCOMES_SCHEMA)
+        write_table(outcomes.drop_duplicates(["input_key"], ignore_index=True), self.folder / self.OUTCOMES,
+                    self.OUTCOMES_SCHEMA)
