@@ -15,6 +15,9 @@ per core available to this process, 1 runs every job in the calling process.
 from __future__ import annotations
 
 import atexit
+import ctypes
+import ctypes.util
+import gc
 import importlib
 import logging
 import multiprocessing
@@ -87,6 +90,26 @@ def _import(modules: tuple[str, ...]) -> None:
         importlib.import_module(name)
 
 
+def release_memory() -> None:
+    """Give the memory this process has freed back to the system.
+
+    Freed pandas and Arrow buffers stay with the allocators (glibc's heap, Arrow's
+    mimalloc pool) and count as resident; a process about to wait while its workers write
+    the workbooks would hold them for nothing (measured at double the benchmark's size:
+    0.95 GiB resident while the workers ran)."""
+    gc.collect()
+    try:
+        import pyarrow as pa
+
+        pa.default_memory_pool().release_unused()
+    except Exception:  # noqa: BLE001 - an optimisation only
+        pass
+    try:
+        ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc
+        pass
+
+
 def run_jobs(fn: Callable[[T], R], jobs: Sequence[T], *, workers: int, chunksize: int = 1,
              in_process_below: int = 2) -> list[R]:
     """``[fn(job) for job in jobs]``, in that order, spread over ``workers`` processes.
@@ -110,4 +133,4 @@ def run_jobs(fn: Callable[[T], R], jobs: Sequence[T], *, workers: int, chunksize
         return [fn(job) for job in jobs]
 
 
-__all__ = ["available_cores", "run_jobs", "shutdown", "start", "worker_count"]
+__all__ = ["available_cores", "release_memory", "run_jobs", "shutdown", "start", "worker_count"]

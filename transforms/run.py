@@ -297,8 +297,13 @@ def build_and_publish(run: Run, *, until: datetime | None = None, marts_dir: Pat
         run.docs_index = _data_docs(run, result.gx_results)
     log.info("published %s (%d files, %d held measure rows)", folder.name, len(files), result.held_measure_rows)
     # Workbooks written in worker processes read the published marts, so the run lets go of
-    # its copy (memory: at double the benchmark's size it is about a third of a gigabyte).
-    return BuildOutcome(True, folder, fp, result.tables if run.workers <= 1 else None, issues, reference)
+    # its copy (memory: at double the benchmark's size it is about a third of a gigabyte),
+    # and gives what the build freed back to the system while the workers run.
+    outcome = BuildOutcome(True, folder, fp, result.tables if run.workers <= 1 else None, issues, reference)
+    if run.workers > 1:
+        del result
+        parallel.release_memory()
+    return outcome
 
 
 def _data_docs(run: Run, results: list) -> Path | None:
