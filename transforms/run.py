@@ -8,6 +8,7 @@ None of it imports Prefect: the flows only sequence these calls.
 from __future__ import annotations
 
 import csv
+import gc
 import hashlib
 import io
 import json
@@ -284,6 +285,22 @@ def build_and_publish(run: Run, *, until: datetime | None = None, marts_dir: Pat
     # Worker processes analyse the projects and write the workbooks: started now, they get
     # ready while the rows are validated.
     parallel.start(run.workers, WORKER_MODULES)
+    if run.workers <= 1:
+        return _build(run, until, marts_dir, record, reference, files, current_period, fp)
+    # What exists now outlives the build: the collection after it need not walk it (gc.freeze).
+    gc.freeze()
+    try:
+        outcome = _build(run, until, marts_dir, record, reference, files, current_period, fp)
+        # Workbooks written in worker processes read the published marts, so the run has let
+        # go of its copy; what the build freed goes back to the system while the workers run.
+        parallel.release_memory(collect=True)
+    finally:
+        gc.unfreeze()
+    return outcome
+
+
+def _build(run: Run, until: datetime, marts_dir: Path, record: bool, reference: Reference, files: pd.DataFrame,
+           current_period: str, fp: str) -> BuildOutcome:
     # The store goes straight into build (no reference kept here), which lets go of it once read.
     result, issues = load.build(load.StagedStore.open(run.root.staged), files, reference, current_period=current_period,
                                 due_day=run.settings.due_day, workers=run.workers)
@@ -297,13 +314,8 @@ def build_and_publish(run: Run, *, until: datetime | None = None, marts_dir: Pat
         run.docs_index = _data_docs(run, result.gx_results)
     log.info("published %s (%d files, %d held measure rows)", folder.name, len(files), result.held_measure_rows)
     # Workbooks written in worker processes read the published marts, so the run lets go of
-    # its copy (memory: at double the benchmark's size it is about a third of a gigabyte),
-    # and gives what the build freed back to the system while the workers run.
-    outcome = BuildOutcome(True, folder, fp, result.tables if run.workers <= 1 else None, issues, reference)
-    if run.workers > 1:
-        del result
-        parallel.release_memory()
-    return outcome
+    # its copy (memory: at double the benchmark's size it is about a third of a gigabyte).
+    return BuildOutcome(True, folder, fp, result.tables if run.workers <= 1 else None, issues, reference)
 
 
 def _data_docs(run: Run, results: list) -> Path | None:
