@@ -237,7 +237,7 @@ def main() -> int:
         ended = time.time()
         parallel = sys.modules.get("transforms.parallel")
         if parallel is not None:  # reap the worker processes, so RUSAGE_CHILDREN counts them
-            result["workers"] = parallel._pool_size if parallel._pool is not None else 0
+            result["workers"] = parallel._pool_size  # (the size of the last pool the run used)
             parallel.shutdown()
         result.update({
             "exit_code": code, "started": STARTED, "ended": ended,
