@@ -113,7 +113,8 @@ class ValidationMemo:
         self.path = path
         self.frame = frame if frame is not None else MEMO_SCHEMA.empty_table().to_pandas()
         self._index: pd.Index | None = None
-        self._used: list[pd.DataFrame] = []
+        self._hits: list[np.ndarray] = []  # positions in ``frame`` looked up in this run
+        self._added: list[pd.DataFrame] = []
 
     @classmethod
     def open(cls, path: Path) -> ValidationMemo:
@@ -127,45 +128,64 @@ class ValidationMemo:
                 log.warning("validation memo unreadable, validating every row again: %s", type(exc).__name__)
         return cls(path)
 
+    @staticmethod
+    def _key(suite: str | np.ndarray, h1: np.ndarray) -> np.ndarray:
+        """One 64-bit number of (suite, h1), to find entries with a flat index (h2 and the
+        suite are compared on each hit, so a collision here only costs a validation)."""
+        if isinstance(suite, str):
+            return h1 ^ np.uint64(int(hashlib.sha256(suite.encode()).hexdigest()[:16], 16))
+        codes, names = pd.factorize(suite)
+        salts = np.array([int(hashlib.sha256(str(n).encode()).hexdigest()[:16], 16) for n in names], dtype=np.uint64)
+        return h1 ^ salts[codes]
+
     def _keys(self) -> pd.Index:
         if self._index is None:
-            self._index = pd.MultiIndex.from_arrays([self.frame["suite"], self.frame["h1"], self.frame["h2"]])
+            self._index = pd.Index(self._key(self.frame["suite"].to_numpy(dtype=object),
+                                             self.frame["h1"].to_numpy(dtype=np.uint64)))
         return self._index
 
     def lookup(self, suite: str, h1: np.ndarray, h2: np.ndarray) -> np.ndarray:
         """Each row's failed checks ('' when it passed), or None when the memo has not seen it."""
         if not len(self.frame) or not len(h1):
             return np.full(len(h1), None, dtype=object)
-        wanted = pd.MultiIndex.from_arrays([np.full(len(h1), suite, dtype=object), h1, h2])
         index = self._keys()
         if not index.is_unique:
             self.frame = self.frame.drop_duplicates(["suite", "h1", "h2"], keep="last", ignore_index=True)
             self._index = None
             index = self._keys()
-        position = index.get_indexer(wanted)
-        failed = self.frame["failed"].to_numpy(dtype=object)
-        out = np.where(position >= 0, failed[np.maximum(position, 0)], None)
-        hits = position[position >= 0]
-        if len(hits):
-            self._used.append(self.frame.iloc[np.unique(hits)])
+            if not index.is_unique:  # two entries sharing (suite, h1): keep the newest of each
+                self.frame = self.frame[~index.duplicated(keep="last")].reset_index(drop=True)
+                self._index = None
+                index = self._keys()
+        position = index.get_indexer(self._key(suite, np.asarray(h1, dtype=np.uint64)))
+        found = position >= 0
+        at = np.maximum(position, 0)
+        found &= self.frame["h2"].to_numpy(dtype=np.uint64)[at] == np.asarray(h2, dtype=np.uint64)
+        found &= self.frame["suite"].to_numpy(dtype=object)[at] == suite
+        out = np.where(found, self.frame["failed"].to_numpy(dtype=object)[at], None)
+        if found.any():
+            self._hits.append(position[found])
         return out
 
     def add(self, suite: str, h1: np.ndarray, h2: np.ndarray, failed: list[str]) -> None:
-        self._used.append(pd.DataFrame({"suite": suite, "h1": h1, "h2": h2, "failed": failed}))
+        self._added.append(pd.DataFrame({"suite": suite, "h1": h1, "h2": h2, "failed": failed}))
 
     def save(self, keep_unused_below: int = 2_000_000) -> None:
-        """Write the memo (atomically). Older entries are kept while the memo stays under
-        ``keep_unused_below`` rows, so a backfill of early periods does not forget later rows."""
+        """Write the memo (atomically) if this run added to it. Older entries are kept while
+        the memo stays under ``keep_unused_below`` rows, so a backfill of early periods does
+        not forget later rows; past that, only the entries used or added in this run."""
         from transforms.storage import write_table
 
-        if self.path is None or not self._used:
+        if self.path is None or not self._added:
             return
-        used = pd.concat(self._used, ignore_index=True)
-        frame = pd.concat([self.frame, used], ignore_index=True) if len(self.frame) + len(used) < keep_unused_below \
-            else used
-        frame = frame.drop_duplicates(["suite", "h1", "h2"], keep="last", ignore_index=True)
+        added = pd.concat(self._added, ignore_index=True).drop_duplicates(["suite", "h1", "h2"], keep="last")
+        if len(self.frame) + len(added) < keep_unused_below:
+            kept = self.frame  # (an added row was not found in it: no entry is there twice)
+        else:
+            kept = self.frame.iloc[np.unique(np.concatenate(self._hits))] if self._hits else self.frame.iloc[0:0]
+        frame = pd.concat([kept, added], ignore_index=True)
         write_table(frame, self.path, MEMO_SCHEMA)
-        self.frame, self._index, self._used = frame, None, []
+        self.frame, self._index, self._hits, self._added = frame, None, [], []
 
 
 def preload_gx() -> None:
