@@ -389,14 +389,6 @@ def _width(valid: np.ndarray) -> int:
     return 1
 
 
-def _any_row(flags: np.ndarray) -> np.ndarray:
-    """flags.any(axis=1) for a few columns (numpy reduces a short last axis slowly)."""
-    out = flags[:, 0].copy()
-    for i in range(1, flags.shape[1]):
-        out |= flags[:, i]
-    return out
-
-
 def _any_position(flags: np.ndarray) -> np.ndarray:
     """flags.any(axis=0) for a few positions (first axis), pairwise."""
     out = flags[0].copy()
