@@ -335,7 +335,7 @@ def test_the_vectorised_evaluation_of_candidates_agrees_with_a_plain_one():
     for k in np.flatnonzero(problem.primary)[:25]:
         blocks = [b for b in problem.candidate_blocks(int(k))]
         zig = problem.zigzags(int(k))
-        for atoms, coefs, plus, minus in [*blocks, zig]:
+        for atoms, coefs, plus, minus, *_ in [*blocks, zig]:
             pick = np.linspace(0, len(atoms) - 1, min(len(atoms), 12)).astype(int) if len(atoms) else []
             usable, cost, plus_v, minus_v = problem.evaluate(int(k), atoms[pick], coefs[pick])
             assert (plus_v == plus[pick]).all() and (minus_v == minus[pick]).all()
