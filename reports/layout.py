@@ -27,8 +27,11 @@ from typing import Any
 
 import pandas as pd
 import xlsxwriter
+import xlsxwriter.chart_column
+import xlsxwriter.chart_line
 import xlsxwriter.core
 import xlsxwriter.packager
+import xlsxwriter.workbook
 from xlsxwriter.worksheet import Worksheet
 
 from transforms.storage import atomic_write_bytes
@@ -54,6 +57,8 @@ EXCEL_MAX_TEXT = 32767
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 _TABLE_NAME = re.compile(r"[^A-Za-z0-9_]")
+# What xlsxwriter escapes in an XML text node (entities, control characters, its _xHHHH_ escapes).
+_XML_ESCAPED = re.compile("[&<>_\x00-\x1f\ufffe\uffff]")
 
 BLANK = object()  # a cell deliberately left empty (chart data: Excel would plot text as zero)
 
@@ -173,6 +178,51 @@ class _CoreWithLanguage(xlsxwriter.core.Core):
 xlsxwriter.packager.Core = _CoreWithLanguage  # type: ignore[attr-defined]
 
 
+class _QuickCache:
+    """A chart's cached figures (``<c:numCache>``) written in one piece.
+
+    xlsxwriter writes each cached point through three XML helper calls; the run charts of
+    an all-organisation workbook cache about 140,000 points, which made this a sixth of
+    the workbook's time. The points are what xlsxwriter would write (text that is not a
+    number cached as 0, empty cells left out); a cache with anything to escape is left to
+    xlsxwriter. A test checks the XML is the same as xlsxwriter's, byte for byte.
+    """
+
+    def _write_num_cache(self, data) -> None:
+        points, tokens = [], []
+        for i, token in enumerate(data or ()):
+            if token is None:
+                continue
+            try:
+                float(token)
+            except ValueError:
+                token = 0
+            except TypeError:  # not a number or text: xlsxwriter decides
+                points = None
+                break
+            tokens.append(str(token))
+            points.append(f'<c:pt idx="{i}"><c:v>{token}</c:v></c:pt>')
+        if points is None or _XML_ESCAPED.search("".join(tokens)):
+            super()._write_num_cache(data)  # type: ignore[misc]
+            return
+        self.fh.write(  # type: ignore[attr-defined]
+            f'<c:numCache><c:formatCode>General</c:formatCode><c:ptCount val="{len(data or ())}"/>'
+            f'{"".join(points)}</c:numCache>')
+
+
+class _LineChart(_QuickCache, xlsxwriter.chart_line.ChartLine):
+    pass
+
+
+class _ColumnChart(_QuickCache, xlsxwriter.chart_column.ChartColumn):
+    pass
+
+
+# Where ``Workbook.add_chart`` finds the classes it makes (as for the Core above).
+xlsxwriter.workbook.ChartLine = _LineChart  # type: ignore[attr-defined,misc]
+xlsxwriter.workbook.ChartColumn = _ColumnChart  # type: ignore[attr-defined,misc]
+
+
 # --- Text --------------------------------------------------------------------------------------
 
 
@@ -232,8 +282,12 @@ def write_text(sheet: Worksheet, fmt: Formats, row: int, col: int, text: Any, ce
 
 def write_cell(sheet: Worksheet, fmt: Formats, row: int, col: int, value: Any, cell_format: Any = None) -> None:
     """Numbers as numbers, dates as dates, missing as [x], BLANK as empty, everything else as text."""
-    if type(value) is float and -math.inf < value < math.inf:  # the commonest cell first (NaN fails this)
+    if type(value) is float and -math.inf < value < math.inf:  # the commonest cells first (NaN fails this)
         sheet.write_number(row, col, value, cell_format)
+    elif type(value) is str:
+        if value in SHORTHAND and cell_format in (fmt.integer, fmt.decimal):
+            cell_format = fmt.right  # [c] lines up with the numbers it replaces
+        write_text(sheet, fmt, row, col, value, cell_format)
     elif value is BLANK:
         sheet.write_blank(row, col, None, cell_format)
     elif is_missing(value):
@@ -295,9 +349,9 @@ def write_table(sheet: Worksheet, fmt: Formats, first_row: int, frame: pd.DataFr
     data = {column: values.tolist() for column, values in frame.items()}  # (to_dict costs 4x as much)
     for c, column in enumerate(frame.columns):
         base = formats.get(column)
-        for i, value in enumerate(data[column]):
-            cell_format = base[i] if isinstance(base, list) else base
-            r = first_row + 1 + i
+        per_row = isinstance(base, list)
+        for r, value in enumerate(data[column], start=first_row + 1):
+            cell_format = base[r - first_row - 1] if per_row else base
             if isinstance(value, Link):
                 write_link(sheet, fmt, r, c, value)
             else:

@@ -775,3 +775,62 @@ def test_run_chart_axes_fit_the_lines_on_round_numbers():
     # a lower process limit below zero does not drag the axis under zero: values are never negative
     assert axis_bounds([5, 10, 3, -0.7, 11.7], percentage=False)["min"] == 0.0
     assert axis_bounds([], percentage=False) == {}
+
+
+@pytest.mark.parametrize("data", [
+    ["45231", "45262", "1.5", "-0.25", "1e+20", "nan", "inf"],  # numbers, as the worksheet gives them
+    ["12.5", "", None, "7", "", None],  # blank cells (cached as 0) and absent ones (left out)
+    ["3", "[c]", "not a number", "4.25"],  # text in a numeric series: cached as 0
+    ["1", "a & b", "5"],  # text to escape: xlsxwriter's own code writes it
+    ["_x0041_", "2"],  # an xlsxwriter escape sequence
+    [7, 2.5, None, "8"],  # numbers from formula results
+    [],
+    None,
+])
+def test_the_quick_chart_cache_writes_xlsxwriters_xml(data):
+    import io
+
+    from xlsxwriter.chart_line import ChartLine
+
+    from reports.layout import _LineChart
+
+    def xml(chart) -> str:
+        chart.fh = io.StringIO()
+        chart._write_num_cache(data)
+        return chart.fh.getvalue()
+
+    assert xml(_LineChart()) == xml(ChartLine())
+
+
+def test_charts_come_out_as_xlsxwriter_would_write_them(tmp_path):
+    """A whole workbook of charts, with the quick cache and without: the same bytes."""
+    import xlsxwriter.workbook
+
+    from reports.layout import _ColumnChart, _LineChart, new_book
+
+    def build(line, column) -> bytes:
+        saved = xlsxwriter.workbook.ChartLine, xlsxwriter.workbook.ChartColumn
+        xlsxwriter.workbook.ChartLine, xlsxwriter.workbook.ChartColumn = line, column
+        try:
+            book = new_book(title="Charts", subject="test", created=datetime(2025, 7, 1))
+            sheet = book.add_sheet("Data")
+            for r, (when, value) in enumerate([(datetime(2025, m, 1), v) for m, v in
+                                               zip(range(1, 7), [3.5, None, 12, 0.125, None, 8], strict=True)]):
+                sheet.write_datetime(r, 0, when, book.fmt.date)
+                if value is not None:
+                    sheet.write_number(r, 1, value)
+                else:
+                    sheet.write_blank(r, 1, None)
+            sheet.write_string(6, 1, "[c]")
+            for kind in ("line", "column"):
+                chart = book.workbook.add_chart({"type": kind})
+                chart.add_series({"categories": ["Data", 0, 0, 6, 0], "values": ["Data", 0, 1, 6, 1]})
+                sheet.insert_chart(0, 4 if kind == "line" else 12, chart)
+            return book.save(tmp_path / f"{line.__name__}.xlsx").read_bytes()
+        finally:
+            xlsxwriter.workbook.ChartLine, xlsxwriter.workbook.ChartColumn = saved
+
+    from xlsxwriter.chart_column import ChartColumn
+    from xlsxwriter.chart_line import ChartLine
+
+    assert build(_LineChart, _ColumnChart) == build(ChartLine, ChartColumn)
