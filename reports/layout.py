@@ -32,6 +32,7 @@ import xlsxwriter.chart_line
 import xlsxwriter.core
 import xlsxwriter.packager
 import xlsxwriter.workbook
+from xlsxwriter.utility import xl_rowcol_to_cell_fast
 from xlsxwriter.worksheet import Worksheet
 
 from transforms.storage import atomic_write_bytes
@@ -127,7 +128,7 @@ class Book:
     title: str
 
     def add_sheet(self, name: str) -> Worksheet:
-        sheet = self.workbook.add_worksheet(name)
+        sheet = self.workbook.add_worksheet(name, worksheet_class=_QuickWorksheet)
         sheet.hide_gridlines(2)
         return sheet
 
@@ -208,6 +209,24 @@ class _QuickCache:
         self.fh.write(  # type: ignore[attr-defined]
             f'<c:numCache><c:formatCode>General</c:formatCode><c:ptCount val="{len(data or ())}"/>'
             f'{"".join(points)}</c:numCache>')
+
+
+class _QuickWorksheet(Worksheet):
+    """A worksheet whose commonest cells (a number, a date or shared text, with a format)
+    are written in one piece: the chart data of an all-organisation workbook is 140,000
+    of them. Every other cell is left to xlsxwriter; a test checks the XML is the same as
+    xlsxwriter's, byte for byte."""
+
+    def _write_cell(self, row: int, col: int, cell) -> None:
+        kind = cell.__class__.__name__
+        if cell.format is None or self.constant_memory or kind not in ("Number", "Datetime", "String"):
+            super()._write_cell(row, col, cell)
+        elif kind == "String":
+            self.fh.write(f'<c r="{xl_rowcol_to_cell_fast(row, col)}" s="{cell.format._get_xf_index()}" t="s">'
+                          f"<v>{cell.string}</v></c>")
+        else:
+            self.fh.write(f'<c r="{xl_rowcol_to_cell_fast(row, col)}" s="{cell.format._get_xf_index()}">'
+                          f"<v>{cell.number:.16G}</v></c>")
 
 
 class _LineChart(_QuickCache, xlsxwriter.chart_line.ChartLine):

@@ -802,35 +802,44 @@ def test_the_quick_chart_cache_writes_xlsxwriters_xml(data):
     assert xml(_LineChart()) == xml(ChartLine())
 
 
-def test_charts_come_out_as_xlsxwriter_would_write_them(tmp_path):
-    """A whole workbook of charts, with the quick cache and without: the same bytes."""
+def test_workbooks_come_out_as_xlsxwriter_would_write_them(tmp_path):
+    """A workbook of cells of every kind and charts, with the quick writers and with
+    xlsxwriter's own: the same bytes."""
     import xlsxwriter.workbook
+    from xlsxwriter.chart_column import ChartColumn
+    from xlsxwriter.chart_line import ChartLine
+    from xlsxwriter.worksheet import Worksheet
 
-    from reports.layout import _ColumnChart, _LineChart, new_book
+    from reports import layout
+    from reports.layout import BLANK, Link, new_book, write_cell, write_link, write_table
 
-    def build(line, column) -> bytes:
-        saved = xlsxwriter.workbook.ChartLine, xlsxwriter.workbook.ChartColumn
-        xlsxwriter.workbook.ChartLine, xlsxwriter.workbook.ChartColumn = line, column
+    def build(quick: bool) -> bytes:
+        saved = (xlsxwriter.workbook.ChartLine, xlsxwriter.workbook.ChartColumn, layout._QuickWorksheet._write_cell)
+        if not quick:
+            xlsxwriter.workbook.ChartLine, xlsxwriter.workbook.ChartColumn = ChartLine, ChartColumn
+            layout._QuickWorksheet._write_cell = Worksheet._write_cell
         try:
-            book = new_book(title="Charts", subject="test", created=datetime(2025, 7, 1))
+            book = new_book(title="Cells", subject="test", created=datetime(2025, 7, 1))
             sheet = book.add_sheet("Data")
             for r, (when, value) in enumerate([(datetime(2025, m, 1), v) for m, v in
-                                               zip(range(1, 7), [3.5, None, 12, 0.125, None, 8], strict=True)]):
+                                               zip(range(1, 7), [3.5, None, 12, 1 / 3, None, 8], strict=True)]):
                 sheet.write_datetime(r, 0, when, book.fmt.date)
-                if value is not None:
-                    sheet.write_number(r, 1, value)
-                else:
-                    sheet.write_blank(r, 1, None)
+                write_cell(sheet, book.fmt, r, 1, BLANK if value is None else value, book.fmt.decimal)
             sheet.write_string(6, 1, "[c]")
+            sheet.write_number(7, 1, 1e-300)  # no format
+            sheet.write_boolean(8, 1, True, book.fmt.integer)
+            sheet.write_formula(9, 1, "=B1*2", book.fmt.decimal, 7)
+            write_link(sheet, book.fmt, 10, 1, Link("'Data'!A1", "back to the top"))
+            frame = pd.DataFrame({"Text": ["a & b", "=not a formula", "café", "[x]"], "Number": [1.0, -2.5, 3, None],
+                                  "Count": ["[c]", 12, 7, 0]})
+            write_table(book.add_sheet("Table"), book.fmt, 2, frame, name="mixed",
+                        formats={"Number": book.fmt.decimal, "Count": book.fmt.integer})
             for kind in ("line", "column"):
                 chart = book.workbook.add_chart({"type": kind})
                 chart.add_series({"categories": ["Data", 0, 0, 6, 0], "values": ["Data", 0, 1, 6, 1]})
                 sheet.insert_chart(0, 4 if kind == "line" else 12, chart)
-            return book.save(tmp_path / f"{line.__name__}.xlsx").read_bytes()
+            return book.save(tmp_path / f"{quick}.xlsx").read_bytes()
         finally:
-            xlsxwriter.workbook.ChartLine, xlsxwriter.workbook.ChartColumn = saved
+            xlsxwriter.workbook.ChartLine, xlsxwriter.workbook.ChartColumn, layout._QuickWorksheet._write_cell = saved
 
-    from xlsxwriter.chart_column import ChartColumn
-    from xlsxwriter.chart_line import ChartLine
-
-    assert build(_LineChart, _ColumnChart) == build(ChartLine, ChartColumn)
+    assert build(quick=True) == build(quick=False)
