@@ -753,13 +753,14 @@ def write_projects_and_run_charts(book: Book, report: Report) -> None:
 
     charts: list[RunChart] = []
     chart_cells: dict[str, str] = {}
+    lines = {c: chart_frame[c].tolist() for c in LINE_SERIES if c in chart_frame.columns}  # (lists: sliced per chart)
     offset = data_header + 1
-    for i, (project_id, group) in enumerate(report.points.groupby("project_id", sort=True)):
+    for i, (project_id, size) in enumerate(report.points.groupby("project_id", sort=True).size().items()):
         chart_cells[project_id] = f"'Run charts'!{xl_rowcol_to_cell(*_grid_cell(i))}"
-        block = chart_frame.iloc[offset - data_header - 1: offset - data_header - 1 + len(group)]
-        present = [c for c in LINE_SERIES if c in block.columns and any(v is not BLANK for v in block[c])]
-        charts.append(RunChart(project_id, offset, offset + len(group) - 1, present))
-        offset += len(group)
+        first = offset - data_header - 1
+        present = [c for c, values in lines.items() if any(v is not BLANK for v in values[first:first + size])]
+        charts.append(RunChart(project_id, offset, offset + size - 1, present))
+        offset += size
 
     projects_table, kinds = projects_frame(report.projects, report.outcomes, report.points, report.scope, chart_cells)
     sheet = book.add_sheet("Projects")
@@ -791,10 +792,10 @@ def write_projects_and_run_charts(book: Book, report: Report) -> None:
         heading = f"{run.project_id}: {titles.get(run.project_id, '')}"
         heading = heading if len(heading) <= 120 else heading[:119] + "…"
         write_link(sheet, fmt, row, col, Link(f"'Projects'!A{project_row[run.project_id] + 1}", heading))
-        block = chart_frame.iloc[run.first_row - data_header - 1: run.last_row - data_header]
-        drawn = [v for c in run.series for v in block[c] if v is not BLANK]
+        rows = slice(run.first_row - data_header - 1, run.last_row - data_header)
+        drawn = [v for c in run.series for v in lines[c][rows] if v is not BLANK]
         bounds = axis_bounds(drawn, percentage=types.get(run.project_id) == "percentage",
-                             nonnegative=all(v >= 0 for v in block["Value"] if v is not BLANK))
+                             nonnegative=all(v >= 0 for v in lines["Value"][rows] if v is not BLANK))
         chart = _run_chart(book, run, columns, data_header, project_row[run.project_id], row, col, bounds)
         sheet.insert_chart(row + 1, col, chart, {
             "object_position": 1,
