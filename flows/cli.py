@@ -7,6 +7,8 @@ traceback.
 
 from __future__ import annotations
 
+import atexit
+import gc
 import os
 import sys
 from datetime import date, datetime
@@ -382,6 +384,9 @@ def demo(
 
 
 def main() -> None:
+    # Registered first, so it runs last at exit: what is still alive then is not walked by
+    # the interpreter's final garbage collection (after a run that wrote workbooks: seconds).
+    atexit.register(gc.freeze)
     try:
         app()
     except KeyboardInterrupt:
