@@ -212,21 +212,31 @@ class _QuickCache:
 
 
 class _QuickWorksheet(Worksheet):
-    """A worksheet whose commonest cells (a number, a date or shared text, with a format)
-    are written in one piece: the chart data of an all-organisation workbook is 140,000
-    of them. Every other cell is left to xlsxwriter; a test checks the XML is the same as
-    xlsxwriter's, byte for byte."""
+    """A worksheet whose commonest cells (a number, a date, shared text or a blank) are
+    written in one piece: the chart data of an all-organisation workbook is 140,000 of
+    them. Anything else, or a cell that takes its format from its row or column, is left
+    to xlsxwriter; a test checks the XML is the same as xlsxwriter's, byte for byte."""
 
     def _write_cell(self, row: int, col: int, cell) -> None:
         kind = cell.__class__.__name__
-        if cell.format is None or self.constant_memory or kind not in ("Number", "Datetime", "String"):
+        if cell.format is not None:
+            style = f' s="{cell.format._get_xf_index()}"'
+        elif ((row in self.row_info and self.row_info[row].row_format)
+              or (col in self.col_info and self.col_info[col].column_format is not None)):
+            style = None  # (the row's or column's format: xlsxwriter's rules)
+        else:
+            style = ""
+        if style is None or self.constant_memory or kind not in _QUICK_CELLS:
             super()._write_cell(row, col, cell)
         elif kind == "String":
-            self.fh.write(f'<c r="{xl_rowcol_to_cell_fast(row, col)}" s="{cell.format._get_xf_index()}" t="s">'
-                          f"<v>{cell.string}</v></c>")
+            self.fh.write(f'<c r="{xl_rowcol_to_cell_fast(row, col)}"{style} t="s"><v>{cell.string}</v></c>')
+        elif kind == "Blank":
+            self.fh.write(f'<c r="{xl_rowcol_to_cell_fast(row, col)}"{style}/>')
         else:
-            self.fh.write(f'<c r="{xl_rowcol_to_cell_fast(row, col)}" s="{cell.format._get_xf_index()}">'
-                          f"<v>{cell.number:.16G}</v></c>")
+            self.fh.write(f'<c r="{xl_rowcol_to_cell_fast(row, col)}"{style}><v>{cell.number:.16G}</v></c>')
+
+
+_QUICK_CELLS = frozenset({"Number", "Datetime", "String", "Blank"})
 
 
 class _LineChart(_QuickCache, xlsxwriter.chart_line.ChartLine):

@@ -830,6 +830,13 @@ def test_workbooks_come_out_as_xlsxwriter_would_write_them(tmp_path):
             sheet.write_boolean(8, 1, True, book.fmt.integer)
             sheet.write_formula(9, 1, "=B1*2", book.fmt.decimal, 7)
             write_link(sheet, book.fmt, 10, 1, Link("'Data'!A1", "back to the top"))
+            sheet.set_column(2, 2, 12, book.fmt.integer)  # cells without a format take their column's
+            sheet.set_column(3, 3, 30)  # a width only
+            sheet.set_row(12, None, book.fmt.decimal)  # or their row's
+            for r in (11, 12):
+                sheet.write_number(r, 2, 42)
+                sheet.write_string(r, 3, "no format of its own")
+                sheet.write_blank(r, 4, None, book.fmt.integer)
             frame = pd.DataFrame({"Text": ["a & b", "=not a formula", "café", "[x]"], "Number": [1.0, -2.5, 3, None],
                                   "Count": ["[c]", 12, 7, 0]})
             write_table(book.add_sheet("Table"), book.fmt, 2, frame, name="mixed",
