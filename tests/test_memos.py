@@ -163,6 +163,25 @@ def test_unchanged_projects_come_from_the_memo_and_changed_ones_are_analysed(pro
                                   afresh[~from_memo].drop(columns="explanation"))
 
 
+def test_a_register_row_sent_again_unchanged_keeps_its_projects_memo(programme, tmp_path):
+    """A register re-sent with the same content (new file, new received_at) changes only
+    dim_project's lineage: nothing is analysed again, and the marts are the same."""
+    projects, measure, periods = programme
+    first = outcomes.build_outcome_marts(projects, measure, periods, memo_path=tmp_path)
+    path = tmp_path / SpcMemo.OUTCOMES
+    remembered = read_table(path, SpcMemo.OUTCOMES_SCHEMA)
+    write_table(remembered.assign(explanation="(from the memo)"), path, SpcMemo.OUTCOMES_SCHEMA)
+    resent = projects.assign(source_sha256="f" * 64, source_row=projects.get("source_row", 0) + 1,
+                             received_at=pd.Timestamp("2026-01-05T09:00", tz="UTC"))
+    assert not resent.equals(projects)
+
+    result, points = outcomes.build_outcome_marts(resent, measure, periods, memo_path=tmp_path)
+
+    assert (result["explanation"] == "(from the memo)").all()
+    pd.testing.assert_frame_equal(result.drop(columns="explanation"), first[0].drop(columns="explanation"))
+    pd.testing.assert_frame_equal(points, first[1])
+
+
 def test_a_new_month_analyses_only_the_newest_prefix_and_a_revision_redoes_what_follows_it(programme, tmp_path):
     projects, measure, periods = programme
     last = measure["period"].max()

@@ -506,6 +506,11 @@ def build_outcome_marts(dim_project: pd.DataFrame, fct_measure: pd.DataFrame, pe
     number of points never analysed with the same project row and the same earlier points
     (a new month: one analysis a project, not one a period).
     """
+    # Only what the analysis reads: a project's register row re-sent unchanged (new lineage,
+    # a new received_at) keeps its memo entries, and a column the analysis started to read
+    # without being listed here would fail loudly, not go stale in the memo.
+    _require(dim_project, PROJECT_COLUMNS, "dim_project")
+    dim_project = dim_project[list(PROJECT_COLUMNS)]
     if memo_path is None:
         return _analyse_projects(dim_project, fct_measure, periods, workers)
     projects = dim_project.sort_values("project_id", kind="stable", ignore_index=True)
@@ -547,7 +552,7 @@ def _analyse_projects(dim_project: pd.DataFrame, fct_measure: pd.DataFrame, peri
 
 
 # Bump when a change to the analysis changes what the same inputs give: the memo is ignored.
-SPC_MEMO_VERSION = "2"
+SPC_MEMO_VERSION = "3"
 
 
 def _input_keys(projects: pd.DataFrame, rows: pd.DataFrame) -> dict[str, str]:
