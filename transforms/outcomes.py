@@ -286,12 +286,15 @@ def _primary_series(dim_project: pd.DataFrame, fct_measure: pd.DataFrame):
         measures = measures.sort_values("received_at", kind="stable")
     measures = measures.drop_duplicates(subset=["project_id", "measure_name", "period"], keep="last")
     measures = measures.sort_values(["project_id", "measure_name", "period"], kind="stable")  # once, not per series
-    groups = {key: rows for key, rows in measures.groupby(["project_id", "measure_name"], sort=False)}
+    # Each series is a run of consecutive rows now: slices, not a groupby's copy of each group.
+    ids, names = measures["project_id"].to_numpy(), measures["measure_name"].to_numpy()
+    starts = np.flatnonzero(np.r_[True, (ids[1:] != ids[:-1]) | (names[1:] != names[:-1])]) if len(ids) else []
+    spans = {(ids[a], names[a]): (a, b) for a, b in zip(starts, [*starts[1:], len(ids)][:len(starts)], strict=True)}
     for project in dim_project.sort_values("project_id", kind="stable").itertuples(index=False):
-        rows = groups.get((project.project_id, project.measure_name))
-        if rows is None or rows.empty:
+        span = spans.get((project.project_id, project.measure_name))
+        if span is None:
             continue
-        yield project, rows.reset_index(drop=True)
+        yield project, measures.iloc[span[0]:span[1]].reset_index(drop=True)
 
 
 def _primary_rows(dim_project: pd.DataFrame, fct_measure: pd.DataFrame) -> pd.DataFrame:
