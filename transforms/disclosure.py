@@ -165,7 +165,8 @@ class _Problem:
         ``k``, its one- and two-atom moves, then its rectangles with each other atom of its row.
         Each block is (atoms, coefficients), both (n, 4) and -1 padded, the valid directions
         (plus, minus) as ``_directions`` gives them, and each candidate's cost over the finest
-        table (a lower bound of its cost, ``cost_bound`` without the one-sided penalty).
+        table (a lower bound of its cost, ``cost_bound`` without the one-sided penalty; None
+        while nothing has been found, when nothing is pruned).
 
         ``best``: the best cost found so far, asked before each block; a candidate whose
         bound exceeds it cannot win and is left out before its directions are worked out."""
