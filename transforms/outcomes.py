@@ -288,8 +288,10 @@ def _primary_series(dim_project: pd.DataFrame, fct_measure: pd.DataFrame):
     measures = measures.sort_values(["project_id", "measure_name", "period"], kind="stable")  # once, not per series
     # Each series is a run of consecutive rows now: slices, not a groupby's copy of each group.
     ids, names = measures["project_id"].to_numpy(), measures["measure_name"].to_numpy()
-    starts = np.flatnonzero(np.r_[True, (ids[1:] != ids[:-1]) | (names[1:] != names[:-1])]) if len(ids) else []
-    spans = {(ids[a], names[a]): (a, b) for a, b in zip(starts, [*starts[1:], len(ids)][:len(starts)], strict=True)}
+    spans: dict[tuple, tuple[int, int]] = {}
+    if len(ids):
+        starts = np.flatnonzero(np.r_[True, (ids[1:] != ids[:-1]) | (names[1:] != names[:-1])])
+        spans = {(ids[a], names[a]): (a, b) for a, b in zip(starts, [*starts[1:], len(ids)], strict=True)}
     for project in dim_project.sort_values("project_id", kind="stable").itertuples(index=False):
         span = spans.get((project.project_id, project.measure_name))
         if span is None:
