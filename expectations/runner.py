@@ -14,6 +14,7 @@ or changed, and the Data Docs show those.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.util
 import json
@@ -133,10 +134,9 @@ class ValidationMemo:
         """One 64-bit number of (suite, h1), to find entries with a flat index (h2 and the
         suite are compared on each hit, so a collision here only costs a validation)."""
         if isinstance(suite, str):
-            return h1 ^ np.uint64(int(hashlib.sha256(suite.encode()).hexdigest()[:16], 16))
+            return h1 ^ np.uint64(_suite_salt(suite))
         codes, names = pd.factorize(suite)
-        salts = np.array([int(hashlib.sha256(str(n).encode()).hexdigest()[:16], 16) for n in names], dtype=np.uint64)
-        return h1 ^ salts[codes]
+        return h1 ^ np.array([_suite_salt(str(n)) for n in names], dtype=np.uint64)[codes]
 
     def _keys(self) -> pd.Index:
         if self._index is None:
@@ -149,14 +149,10 @@ class ValidationMemo:
         if not len(self.frame) or not len(h1):
             return np.full(len(h1), None, dtype=object)
         index = self._keys()
-        if not index.is_unique:
-            self.frame = self.frame.drop_duplicates(["suite", "h1", "h2"], keep="last", ignore_index=True)
+        if not index.is_unique:  # entries sharing (suite, h1), or repeated: keep the newest of each
+            self.frame = self.frame[~index.duplicated(keep="last")].reset_index(drop=True)
             self._index = None
             index = self._keys()
-            if not index.is_unique:  # two entries sharing (suite, h1): keep the newest of each
-                self.frame = self.frame[~index.duplicated(keep="last")].reset_index(drop=True)
-                self._index = None
-                index = self._keys()
         position = index.get_indexer(self._key(suite, np.asarray(h1, dtype=np.uint64)))
         found = position >= 0
         at = np.maximum(position, 0)
@@ -186,6 +182,12 @@ class ValidationMemo:
         frame = pd.concat([kept, added], ignore_index=True)
         write_table(frame, self.path, MEMO_SCHEMA)
         self.frame, self._index, self._hits, self._added = frame, None, [], []
+
+
+@functools.lru_cache(maxsize=None)
+def _suite_salt(suite: str) -> int:
+    """A suite name as 64 bits, mixed into each row hash of the memo's flat index."""
+    return int(hashlib.sha256(suite.encode()).hexdigest()[:16], 16)
 
 
 def preload_gx() -> None:

@@ -112,6 +112,21 @@ def test_an_unreadable_memo_means_validating_everything(reference, checked, tmp_
     assert validate(frames, reference, memo=ValidationMemo.open(path)).results == []  # the memo was rewritten
 
 
+def test_a_memo_with_entries_sharing_a_key_answers_from_the_newest(tmp_path):
+    """Entries repeated, or sharing (suite, h1) with another h2: the newest one is used,
+    and a row whose h2 matches no entry kept is not taken for a known one."""
+    import numpy as np
+
+    frame = pd.DataFrame({"suite": ["s", "s", "s", "t"], "h1": np.array([1, 1, 1, 1], dtype=np.uint64),
+                          "h2": np.array([5, 5, 6, 5], dtype=np.uint64), "failed": ["0", "1", "2", ""]})
+    memo = ValidationMemo(tmp_path / "memo.parquet", frame)
+
+    found = memo.lookup("s", np.array([1, 1], dtype=np.uint64), np.array([6, 5], dtype=np.uint64))
+
+    assert found[0] == "2" and found[1] is None  # (s, 1, 5) lost to the newer (s, 1, 6)
+    assert memo.lookup("t", np.array([1], dtype=np.uint64), np.array([5], dtype=np.uint64)).tolist() == [""]
+
+
 # --- SPC ------------------------------------------------------------------------------------------
 
 
