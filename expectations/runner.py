@@ -332,6 +332,11 @@ def _validate(frames: dict[str, pd.DataFrame], reference: Reference, run_name: s
                     }
                 )
             )
+    if source is not None:
+        # GX keeps the last context (a module global), and the context's data source every
+        # batch it validated: the rows, held until the process ended. Without the source they
+        # are garbage, in reference cycles (``transforms.load.build`` collects them).
+        context.data_sources.delete(source.name)
     issues = pd.concat(found, ignore_index=True) if found else pd.DataFrame(columns=ISSUE_COLUMNS)
     return ValidationResult(issues, success, results, skipped)
 

@@ -1,5 +1,6 @@
 """Supersession rules (SPEC 4) on tiny literal frames."""
 
+import numpy as np
 import pandas as pd
 
 from transforms import marts
@@ -115,6 +116,32 @@ def test_same_received_at_breaks_ties_by_path_then_row():
     )
     current = marts.fct_measure(marts.fct_measure_history(rows))
     assert current["value"].tolist() == [1.0]  # b.csv sorts after a.csv
+
+
+def test_history_takes_the_rows_kept_with_the_marts_columns_in_key_then_arrival_order():
+    rng = np.random.default_rng(7)
+    n = 400
+    rows = pd.DataFrame({
+        "project_id": rng.choice(["P1", "P2", "P3"], n), "measure_name": rng.choice(["m", "n"], n),
+        "period": pd.to_datetime(rng.choice(["2025-04-01", "2025-05-01", "2025-06-01"], n)),
+        "value": rng.integers(0, 5, n).astype(float), "numerator": np.nan, "denominator": np.nan,
+        # few files, rows and days: many rows tie on received_at and on row number
+        "source_sha256": rng.choice(["f1", "f2", "f3", "f4"], n), "source_sheet": rng.choice(["", "Data"], n),
+        "source_row": rng.integers(2, 6, n),
+        "received_at": pd.to_datetime(rng.choice(["2025-05-03", "2025-06-03"], n), utc=True),
+        "chk_value_present": True, "organisation_code": "LEAD",
+    })
+    rows["file_name"] = rows["source_sha256"] + ".xlsx"
+    keep = rng.random(n) < 0.8
+    history = marts.fct_measure_history(rows, keep=keep)
+    # what it was built as: every column taken, the arrival order, then a sort by key
+    arrived = rows[keep].sort_values(marts.ORDER_KEYS, kind="stable")
+    superseded = arrived.duplicated(subset=["project_id", "measure_name", "period"], keep="last")
+    expected = arrived.assign(superseded=superseded).sort_values(
+        ["project_id", "measure_name", "period", "received_at", "source_row"], ignore_index=True)
+    assert "chk_value_present" not in history.columns and "file_name" in history.columns
+    pd.testing.assert_frame_equal(history, expected[history.columns])
+    pd.testing.assert_frame_equal(marts.fct_measure_history(rows[keep]), history)
 
 
 def test_project_register_newest_row_wins():

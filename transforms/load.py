@@ -10,6 +10,7 @@ past state can be rebuilt from it.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import hmac
 import json
@@ -300,12 +301,22 @@ def _with_files(frame: pd.DataFrame, files: pd.DataFrame) -> pd.DataFrame:
 
 @dataclass
 class Validated:
-    """Rows after validation: checked frames (``_row_id``, ``chk_*``), the accepted rows, the issues."""
+    """Rows after validation: checked frames (``_row_id``, ``chk_*``), which of their rows
+    are accepted, the issues."""
 
     checked: dict[str, pd.DataFrame]
-    accepted: dict[str, pd.DataFrame]
+    accepted_rows: dict[str, np.ndarray]  # per dataset, True for each row of ``checked`` with no error
     issues: pd.DataFrame  # the data_quality_issues shape
     gx_results: list  # the raw GX results, for Data Docs
+
+    def accepted(self, name: str) -> pd.DataFrame:
+        """The rows of ``checked[name]`` with no error."""
+        return _rows(self.checked[name], self.accepted_rows[name])
+
+
+def _rows(frame: pd.DataFrame, keep: np.ndarray) -> pd.DataFrame:
+    # (memory: taking rows copies every column, the text too; all of them need no copy)
+    return frame if keep.all() else frame[keep]
 
 
 def validate_rows(frames: dict[str, pd.DataFrame], parse_issues: pd.DataFrame, notes: pd.DataFrame,
@@ -333,7 +344,7 @@ def validate_rows(frames: dict[str, pd.DataFrame], parse_issues: pd.DataFrame, n
     register = checks.register_checks(frames[PROJECT_REGISTER])
     reg_result = validate({PROJECT_REGISTER: register}, reference, run_name="register", memo=memo)
     reg_issues = located(reg_result.issues, {PROJECT_REGISTER: register})
-    register_ok = _accepted(register, reg_issues)
+    register_ok = _rows(register, _accepted_rows(register, reg_issues))
     projects = marts.dim_project(register_ok)
     if known_projects is not None and len(known_projects):
         projects = pd.concat([known_projects[~known_projects["project_id"].isin(projects["project_id"])], projects])
@@ -350,13 +361,14 @@ def validate_rows(frames: dict[str, pd.DataFrame], parse_issues: pd.DataFrame, n
         ["file_name", "sheet", "row", "column", "rule"], ignore_index=True
     )
     checked = {PROJECT_REGISTER: register, **rest}
-    accepted = {PROJECT_REGISTER: register_ok, ENROLMENT_RETURN: _accepted(enrolment, rest_issues),
-                MEASURE_DATA: _accepted(measures, rest_issues)}
+    accepted = {PROJECT_REGISTER: _accepted_rows(register, reg_issues),
+                ENROLMENT_RETURN: _accepted_rows(enrolment, rest_issues),
+                MEASURE_DATA: _accepted_rows(measures, rest_issues)}
     return Validated(checked, accepted, issues, reg_result.results + rest_result.results)
 
 
-def _accepted(frame: pd.DataFrame, issues: pd.DataFrame) -> pd.DataFrame:
-    """Rows of ``frame`` with no error (by file, sheet and row)."""
+def _accepted_rows(frame: pd.DataFrame, issues: pd.DataFrame) -> np.ndarray:
+    """True for each row of ``frame`` with no error (by file, sheet and row)."""
     errors = issues[issues["severity"] == "error"]
     bad = set(zip(errors["source_sha256"], errors["sheet"], errors["row"], strict=True))
     # Only rows of files with an error can be bad: look at those alone (a few, of many rows).
@@ -365,7 +377,7 @@ def _accepted(frame: pd.DataFrame, issues: pd.DataFrame) -> pd.DataFrame:
     part = frame[suspect]
     keep[suspect] = [k not in bad for k in zip(part["source_sha256"], part["source_sheet"].fillna(""),
                                                part["source_row"], strict=True)]
-    return frame[keep]
+    return keep
 
 
 def build(store: StagedStore, submissions: pd.DataFrame, reference: Reference, *, current_period: str,
@@ -388,16 +400,19 @@ def build(store: StagedStore, submissions: pd.DataFrame, reference: Reference, *
     # Rows rejected per file count errors, all found by validation (absence warnings come later).
     file_rows = _rows_per_file(frames, validated.issues)
     del frames
-    validated.checked.pop(MEASURE_DATA)  # the accepted measure rows are a copy
+    measures, accepted = validated.checked.pop(MEASURE_DATA), validated.accepted_rows.pop(MEASURE_DATA)
+    # (memory: what Great Expectations built around the rows it validated is garbage now,
+    # in reference cycles that hold those rows too: about a quarter of a gigabyte at double
+    # the benchmark's size, otherwise kept until the collector next looks at old objects)
+    gc.collect()
     all_issues = validated.issues
     enrolment = validated.checked[ENROLMENT_RETURN]
-    enrol_ok = validated.accepted[ENROLMENT_RETURN]
-    projects = marts.dim_project(validated.accepted[PROJECT_REGISTER])
-    measure_ok = validated.accepted.pop(MEASURE_DATA)
-    registered = measure_ok["project_id"].isin(projects["project_id"])
-    held = int((~registered).sum())
-    history = marts.fct_measure_history(measure_ok[registered])
-    del measure_ok, registered  # (memory: the history has every accepted value of a registered project)
+    enrol_ok = validated.accepted(ENROLMENT_RETURN)
+    projects = marts.dim_project(validated.accepted(PROJECT_REGISTER))
+    registered = measures["project_id"].isin(projects["project_id"]).to_numpy()
+    held = int((accepted & ~registered).sum())
+    history = marts.fct_measure_history(measures, keep=accepted & registered)
+    del measures, accepted, registered  # (memory: the history has every accepted value of a registered project)
 
     first = files["reporting_period"].min() if len(files) else current_period
     periods = periods_between(min(first, current_period), current_period)

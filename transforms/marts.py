@@ -196,13 +196,30 @@ def dim_project(accepted: pd.DataFrame) -> pd.DataFrame:
     return _newest(accepted, ["project_id"]).sort_values("project_id", ignore_index=True)
 
 
-def fct_measure_history(accepted: pd.DataFrame) -> pd.DataFrame:
-    """One row per value ever received for a registered project's measure and period."""
-    ordered = accepted.sort_values(ORDER_KEYS, kind="stable")
-    last = ~ordered.duplicated(subset=["project_id", "measure_name", "period"], keep="last")
-    return ordered.assign(superseded=~last).sort_values(
-        ["project_id", "measure_name", "period", "received_at", "source_row"], ignore_index=True
-    )
+def fct_measure_history(accepted: pd.DataFrame, keep: np.ndarray | None = None) -> pd.DataFrame:
+    """One row per value ever received for a registered project's measure and period, with
+    the mart's columns (and ``file_name``, which orders them).
+
+    ``accepted``: the accepted rows of registered projects, or with ``keep`` the rows to
+    take from ``accepted``."""
+    key = ["project_id", "measure_name", "period"]
+    # The rows in the order they arrived, which tells the value that counts (the last),
+    # then by key. (Memory: taking rows copies every column taken, the text too, and the
+    # rows carry the validation's columns besides: the orders come from the key columns
+    # alone, then the mart's columns are taken once.)
+    rows = np.flatnonzero(keep) if keep is not None else np.arange(len(accepted))
+    arrived = rows[_stable_order(accepted, ORDER_KEYS, rows)]
+    superseded = accepted[key].take(arrived).duplicated(keep="last").to_numpy()
+    final = _stable_order(accepted, [*key, "received_at", "source_row"], arrived)
+    columns = [c for c in dict.fromkeys([*SCHEMAS["fct_measure_history"].names, *ORDER_KEYS]) if c in accepted.columns]
+    history = accepted[columns].take(arrived[final]).reset_index(drop=True)
+    history["superseded"] = superseded[final]
+    return history
+
+
+def _stable_order(frame: pd.DataFrame, by: list[str], rows: np.ndarray) -> np.ndarray:
+    """Positions in ``rows`` that sort ``frame``'s rows ``rows`` by ``by`` (ties keep their order)."""
+    return frame[by].take(rows).reset_index(drop=True).sort_values(by, kind="stable").index.to_numpy()
 
 
 def fct_measure(history: pd.DataFrame) -> pd.DataFrame:
