@@ -28,7 +28,7 @@ from transforms import checks, marts, outcomes
 from transforms.archive import Archive, scan_landing
 from transforms.datasets import BY_NAME, DATASETS, ENROLMENT_RETURN, MEASURE_DATA, PROJECT_REGISTER
 from transforms.faults import checkpoint
-from transforms.parallel import run_jobs
+from transforms.parallel import run_jobs, shutdown
 from transforms.periods import due_at, periods_between, reporting_period_of
 from transforms.reference import Reference
 from transforms.settings import DataRoot
@@ -229,6 +229,9 @@ def stage_pending(archive: Archive, store: StagedStore, reference: Reference, ke
     results = run_jobs(_stage_one, [(archive.raw / row.archive_path, row.sha256, column_synonyms, value_synonyms)
                                     for row in rows],
                        workers=workers, chunksize=STAGE_CHUNK, in_process_below=STAGE_IN_PROCESS_BELOW)
+    # (memory: workers that read files keep what they grew to, so they go now, not after the
+    # rows are typed here; new ones start for the workbooks)
+    shutdown(wait=False)
     for row, result in zip(rows, results, strict=True):
         orgs: list[str] = []
         for name, parts in result.columns.items():

@@ -172,9 +172,6 @@ def stage(run: Run) -> list[str]:
         preload_gx()  # new rows will be validated: import Great Expectations while they are read
     store = load.StagedStore.open(run.root.staged)
     run.staged_files = load.stage_pending(run.archive, store, run.reference, run.key, workers=run.workers)
-    # (memory: workers that read files keep what they grew to, so they are gone before new
-    # ones start for the workbooks)
-    parallel.shutdown()
     if run.staged_files:
         store.save()
         atomic_write_bytes(meta_path, json.dumps(wanted, sort_keys=True).encode())
@@ -184,6 +181,10 @@ def stage(run: Run) -> list[str]:
             text = f"file: {row.file_name}\nsha256: {row.sha256}\nreceived_at: {row.received_at}\nreason: {row.reason}\n"
             atomic_write_bytes(run.root.quarantine / row.sha256 / "REJECTED.txt", text.encode(), mode=0o600)
         run.archive.save()
+    # (memory: the files' cells and the store are garbage now, none of them in a cycle;
+    # what they took goes back to the system rather than staying with the run while it builds)
+    del store
+    parallel.release_memory()
     return run.staged_files
 
 
