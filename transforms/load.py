@@ -130,12 +130,15 @@ class StagedStore:
     def open(cls, folder: Path) -> StagedStore:
         store = cls(folder)
         for name, schema in STAGED_SCHEMAS.items():
-            path = folder / f"{name}.parquet"
-            store.tables[name] = read_table(path, schema) if path.exists() else empty_frame(schema)
-        for attr, schema in (("parse_issues", PARSE_ISSUE_SCHEMA), ("notes", NOTE_SCHEMA)):
-            path = folder / f"{attr}.parquet"
-            setattr(store, attr, read_table(path, schema) if path.exists() else empty_frame(schema))
+            store.tables[name] = _read_or_empty(folder / f"{name}.parquet", schema)
+        store.parse_issues = _read_or_empty(folder / "parse_issues.parquet", PARSE_ISSUE_SCHEMA)
+        store.notes = cls.read_notes(folder)
         return store
+
+    @staticmethod
+    def read_notes(folder: Path) -> pd.DataFrame:
+        """The notes alone (what staging saw besides rows), without the rows' tables."""
+        return _read_or_empty(folder / "notes.parquet", NOTE_SCHEMA)
 
     def replace_files(self, shas: set[str], staged: dict[str, list[pd.DataFrame]], issues: list[pd.DataFrame],
                       notes: list[pd.DataFrame]) -> None:
@@ -155,6 +158,10 @@ class StagedStore:
             write_table(self.tables[name], self.folder / f"{name}.parquet", schema)
         write_table(self.parse_issues, self.folder / "parse_issues.parquet", PARSE_ISSUE_SCHEMA)
         write_table(self.notes, self.folder / "notes.parquet", NOTE_SCHEMA)
+
+
+def _read_or_empty(path: Path, schema: pa.Schema) -> pd.DataFrame:
+    return read_table(path, schema) if path.exists() else empty_frame(schema)
 
 
 def _conform(frame: pd.DataFrame, schema: pa.Schema) -> pd.DataFrame:
