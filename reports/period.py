@@ -10,14 +10,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from functools import lru_cache
 from pathlib import Path
 
 import pandas as pd
 
 from reports.commissioner import WorkbookContext, build_commissioner_workbook, workbook_path
 from transforms.marts import SCHEMAS
-from transforms.parallel import run_jobs
+from transforms.parallel import run_jobs, worker_cache
 from transforms.reference import Reference, commissioner_scope
 from transforms.storage import read_table
 
@@ -49,7 +48,7 @@ def read_report_tables(publish_dir: Path) -> dict[str, pd.DataFrame]:
             for name in TABLES if (publish_dir / f"{name}.parquet").exists()}
 
 
-@lru_cache(maxsize=1)
+@worker_cache
 def _tables_in_worker(publish_dir: Path) -> dict[str, pd.DataFrame]:
     # A publish folder never changes once written, so a worker reads it once for all its jobs.
     return read_report_tables(publish_dir)

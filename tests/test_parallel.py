@@ -49,6 +49,32 @@ def test_a_failing_job_raises_its_own_error_here():
     assert parallel.run_jobs(_fails_on_three, [6, 7], workers=2) == [36, 49]  # the pool is still usable
 
 
+@parallel.worker_cache
+def _read_once(name: str) -> list[int]:
+    return list(range(1000))
+
+
+def _uses_the_cache(job: int) -> tuple[int, int]:
+    _read_once("marts")
+    return os.getpid(), _read_once.cache_info().currsize
+
+
+def _sees_the_cache(job: int) -> tuple[int, int]:
+    return os.getpid(), _read_once.cache_info().currsize
+
+
+def test_a_worker_forgets_its_cache_when_it_goes_on_to_another_kind_of_job():
+    parallel.shutdown()
+    first = parallel.run_jobs(_uses_the_cache, list(range(6)), workers=2)
+    assert {size for _, size in first} == {1}
+    # Jobs of the same kind find it there; the first job of another kind in each worker does not.
+    again = parallel.run_jobs(_uses_the_cache, list(range(6)), workers=2)
+    assert {pid for pid, _ in again} <= {pid for pid, _ in first}
+    then = parallel.run_jobs(_sees_the_cache, list(range(6)), workers=2)
+    assert {pid for pid, _ in then} <= {pid for pid, _ in first}
+    assert {size for _, size in then} == {0}
+
+
 def _dies_in_a_worker(job: tuple[int, int]) -> int:
     parent, n = job
     if os.getpid() != parent:
