@@ -90,9 +90,13 @@ def copy_root(source: Path, root: Path) -> Path:
 TREE_SAMPLE_SECONDS = 0.1
 
 
-def tree_rss(pid: int) -> tuple[int, int]:
-    """Resident bytes of ``pid`` and all its descendants now, and of the largest descendant
-    alone (Linux /proc; 0 elsewhere).
+def tree_rss(pid: int) -> tuple[int, int, int]:
+    """Resident bytes of ``pid`` and all its descendants now, of the largest descendant
+    alone, and the tree's proportional set size (Linux /proc; 0 elsewhere).
+
+    The summed RSS counts a page shared by several of the processes (the libraries they
+    all load: Python, numpy, Arrow) once per process; the PSS splits it between them, so
+    it is what the machine holds for them.
 
     Sampled rather than taken from ``getrusage(RUSAGE_CHILDREN)``: a worker process is
     spawned by fork then exec, and the kernel's high-water mark for it includes the parent's
@@ -115,7 +119,18 @@ def tree_rss(pid: int) -> tuple[int, int]:
         children = [p for p, pp in parents.items() if pp == parent and p not in tree]
         tree.update(children)
         frontier += children
-    return sum(rss.get(p, 0) for p in tree), max((rss.get(p, 0) for p in tree - {pid}), default=0)
+    return (sum(rss.get(p, 0) for p in tree), max((rss.get(p, 0) for p in tree - {pid}), default=0),
+            sum(_pss(p) for p in tree))
+
+
+def _pss(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass  # the process ended meanwhile, or no smaps_rollup (Linux before 4.14)
+    return 0
 
 
 def probe(work: Path, tag: str, mode: str, *args: str) -> dict:
@@ -133,10 +148,10 @@ def probe(work: Path, tag: str, mode: str, *args: str) -> dict:
     with open(logfile, "w") as handle:
         proc = subprocess.Popen([sys.executable, "-m", "bench.probe", str(out), mode, *args], cwd=REPO, env=env,
                                 stdout=handle, stderr=subprocess.STDOUT)
-        tree_peak = child_peak = 0
+        tree_peak = child_peak = pss_peak = 0
         while proc.poll() is None:
-            total, largest_child = tree_rss(proc.pid)
-            tree_peak, child_peak = max(tree_peak, total), max(child_peak, largest_child)
+            total, largest_child, pss = tree_rss(proc.pid)
+            tree_peak, child_peak, pss_peak = max(tree_peak, total), max(child_peak, largest_child), max(pss_peak, pss)
             time.sleep(TREE_SAMPLE_SECONDS)
     wall = time.perf_counter() - t0
     data = json.loads(out.read_text()) if out.exists() else {"stages": {}, "calls": {}, "marks": {}}
@@ -148,6 +163,7 @@ def probe(work: Path, tag: str, mode: str, *args: str) -> dict:
     data["peak_rss_child_bytes"] = child_peak  # (sampled: see tree_rss)
     # What the machine had to hold: the RSS of the whole process tree, summed, sampled.
     data["peak_rss_tree_bytes"] = tree_peak
+    data["peak_pss_tree_bytes"] = pss_peak  # the same, shared pages counted once
     if mode == "cli" and proc.returncode not in (0, 1):
         raise RuntimeError(f"{tag}: qi-pipeline exited {proc.returncode}; see {logfile}")
     return data
@@ -203,6 +219,7 @@ def summarise(runs: list[dict]) -> dict:
         "peak_rss_bytes": max(r["peak_rss_bytes"] for r in runs),
         "peak_rss_child_bytes": max(r.get("peak_rss_child_bytes", 0) for r in runs),
         "peak_rss_tree_bytes": max(r.get("peak_rss_tree_bytes", 0) for r in runs),
+        "peak_pss_tree_bytes": max(r.get("peak_pss_tree_bytes", 0) for r in runs),
         "breakdown": {k: round(median([r["breakdown"][k] or 0 for r in runs]), 3) for k in keys},
         "runs": runs,
     }
@@ -455,7 +472,8 @@ def targets(r: dict) -> list[dict]:
         add("double size peak RSS of all its processes (GiB)", round(tree, 2), 1.5,
             f"{tree:.2f} GiB: the run, its {d['runs'][-1].get('workers', 0)} worker processes and Prefect's "
             f"temporary server, summed, sampled every {TREE_SAMPLE_SECONDS} s (largest child alone "
-            f"{d['peak_rss_child_bytes'] / GIB:.2f})")
+            f"{d['peak_rss_child_bytes'] / GIB:.2f})",
+            f"shared pages counted once (PSS): {d.get('peak_pss_tree_bytes', 0) / GIB:.2f} GiB")
     if "big_workbook" in r:
         b = r["big_workbook"]
         add("big workbook load vs read-only", ratio(b["load"], b["read_only"]), 3.0,
@@ -482,7 +500,7 @@ def table(r: dict) -> str:
     full = r["full_load"]
     row("full load: wall", f"{full['wall']:.1f} s (runs: {', '.join(f'{w:.1f}' for w in full['walls'])})")
     row("full load: peak RSS", f"all the run's processes together {full['peak_rss_tree_bytes'] / mib:.0f} MiB "
-        f"(main process {full['peak_rss_bytes'] / mib:.0f} MiB, largest child process "
+        f"(shared pages once: {full.get('peak_pss_tree_bytes', 0) / mib:.0f} MiB PSS; main process {full['peak_rss_bytes'] / mib:.0f} MiB, largest child process "
         f"{full['peak_rss_child_bytes'] / mib:.0f} MiB)")
     row("full load: throughput", f"{full['files_per_second']} files/s, {full['rows_per_second']:,} rows/s "
         f"({full['files']} files, {full['rows']:,} rows)")
@@ -504,7 +522,7 @@ def table(r: dict) -> str:
         s = r.get(f"full_load_{name}")
         if s:
             row(f"full load at {name} size", f"{s['wall']:.1f} s, peak RSS {s['peak_rss_tree_bytes'] / mib:.0f} MiB "
-                f"(main process {s['peak_rss_bytes'] / mib:.0f} MiB) "
+                f"(PSS {s.get('peak_pss_tree_bytes', 0) / mib:.0f} MiB; main process {s['peak_rss_bytes'] / mib:.0f} MiB) "
                 f"({s['region']['demo_files']} files); by stage: "
                 + ", ".join(f"{k} {v}" for k, v in s["breakdown"].items() if v))
     lines += ["", "| target | ratio | limit | met | measured |", "|---|---|---|---|---|"]
