@@ -144,6 +144,31 @@ def test_history_takes_the_rows_kept_with_the_marts_columns_in_key_then_arrival_
     pd.testing.assert_frame_equal(marts.fct_measure_history(rows[keep]), history)
 
 
+def _fct_measure_as_it_was(history):
+    key = ["project_id", "measure_name", "period"]
+    distinct = history.groupby(key)["value"].nunique(dropna=False).rename("_n").reset_index()
+    current = history[~history["superseded"]].merge(distinct, on=key, how="left")
+    current["revised"] = current["_n"] > 1
+    return current.drop(columns="_n").sort_values(key, ignore_index=True)
+
+
+def test_current_values_are_the_newest_of_each_key_in_key_order_flagged_when_revised():
+    rng = np.random.default_rng(11)
+    n = 500
+    history = pd.DataFrame({
+        # many keys of one to a few rows: some revised, some not
+        "project_id": rng.choice([f"P{i}" for i in range(60, 0, -1)] + [None], n),
+        "measure_name": rng.choice(["n", "m"], n),
+        "period": pd.to_datetime(rng.choice(["2025-06-01", "2025-04-01", None], n)),
+        "value": rng.choice([1.0, 2.0, np.nan], n, p=[0.7, 0.2, 0.1]), "source_row": np.arange(n),
+        "superseded": rng.random(n) < 0.5,  # (shuffled rows: the order must come from the keys)
+    })
+    current = marts.fct_measure(history)
+    assert 0 < current["revised"].sum() < len(current)
+    for frame in (history, history.iloc[:0], history[history["superseded"]], history.assign(superseded=False)):
+        pd.testing.assert_frame_equal(marts.fct_measure(frame), _fct_measure_as_it_was(frame))
+
+
 def test_project_register_newest_row_wins():
     cols = ["project_id", "title", "source_sha256", "file_name", "source_row", "received_at"]
     rows = _rows([("P1", "Old", "f1", "a", 2, "2025-05-03"), ("P1", "New", "f2", "b", 2, "2025-06-01")], cols)
