@@ -500,7 +500,8 @@ def table(r: dict) -> str:
     full = r["full_load"]
     row("full load: wall", f"{full['wall']:.1f} s (runs: {', '.join(f'{w:.1f}' for w in full['walls'])})")
     row("full load: peak RSS", f"all the run's processes together {full['peak_rss_tree_bytes'] / mib:.0f} MiB "
-        f"(shared pages once: {full.get('peak_pss_tree_bytes', 0) / mib:.0f} MiB PSS; main process {full['peak_rss_bytes'] / mib:.0f} MiB, largest child process "
+        f"(shared pages once: {full.get('peak_pss_tree_bytes', 0) / mib:.0f} MiB PSS; "
+        f"main process {full['peak_rss_bytes'] / mib:.0f} MiB, largest child process "
         f"{full['peak_rss_child_bytes'] / mib:.0f} MiB)")
     row("full load: throughput", f"{full['files_per_second']} files/s, {full['rows_per_second']:,} rows/s "
         f"({full['files']} files, {full['rows']:,} rows)")
@@ -522,7 +523,8 @@ def table(r: dict) -> str:
         s = r.get(f"full_load_{name}")
         if s:
             row(f"full load at {name} size", f"{s['wall']:.1f} s, peak RSS {s['peak_rss_tree_bytes'] / mib:.0f} MiB "
-                f"(PSS {s.get('peak_pss_tree_bytes', 0) / mib:.0f} MiB; main process {s['peak_rss_bytes'] / mib:.0f} MiB) "
+                f"(PSS {s.get('peak_pss_tree_bytes', 0) / mib:.0f} MiB; "
+                f"main process {s['peak_rss_bytes'] / mib:.0f} MiB) "
                 f"({s['region']['demo_files']} files); by stage: "
                 + ", ".join(f"{k} {v}" for k, v in s["breakdown"].items() if v))
     lines += ["", "| target | ratio | limit | met | measured |", "|---|---|---|---|---|"]
