@@ -21,7 +21,7 @@ from stat import S_ISREG
 import pandas as pd
 import pyarrow as pa
 
-from transforms.storage import empty_frame, fsync_dir, read_table, write_table
+from transforms.storage import fsync_dir, read_table_or_empty, write_table
 
 MANIFEST_SCHEMA = pa.schema(
     [
@@ -124,13 +124,9 @@ class Archive:
         self.index_path = state / "landing_index.parquet"
         self._unsynced_dirs: set[Path] = set()
         self.resends_path = raw / "resends.parquet"
-        self.manifest = read_table(self.manifest_path, MANIFEST_SCHEMA) if self.manifest_path.exists() else empty_frame(MANIFEST_SCHEMA)
-        self.index = (
-            read_table(self.index_path, LANDING_INDEX_SCHEMA) if self.index_path.exists() else empty_frame(LANDING_INDEX_SCHEMA)
-        )
-        self.resends = (
-            read_table(self.resends_path, RESEND_SCHEMA) if self.resends_path.exists() else empty_frame(RESEND_SCHEMA)
-        )
+        self.manifest = read_table_or_empty(self.manifest_path, MANIFEST_SCHEMA)
+        self.index = read_table_or_empty(self.index_path, LANDING_INDEX_SCHEMA)
+        self.resends = read_table_or_empty(self.resends_path, RESEND_SCHEMA)
         self._known = set(self.manifest["sha256"])
         self._sightings = set(zip(self.resends["sha256"], self.resends["file_name"], strict=True))
         self._sightings |= set(zip(self.manifest["sha256"], self.manifest["file_name"], strict=True))

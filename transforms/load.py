@@ -33,7 +33,7 @@ from transforms.periods import due_at, periods_between, reporting_period_of
 from transforms.reference import Reference
 from transforms.settings import DataRoot
 from transforms.staging import no_cycle_collection
-from transforms.storage import atomic_write_bytes, empty_frame, read_table, write_table
+from transforms.storage import atomic_write_bytes, empty_frame, read_table_or_empty, write_table
 
 log = logging.getLogger("qi.load")
 
@@ -130,15 +130,15 @@ class StagedStore:
     def open(cls, folder: Path) -> StagedStore:
         store = cls(folder)
         for name, schema in STAGED_SCHEMAS.items():
-            store.tables[name] = _read_or_empty(folder / f"{name}.parquet", schema)
-        store.parse_issues = _read_or_empty(folder / "parse_issues.parquet", PARSE_ISSUE_SCHEMA)
+            store.tables[name] = read_table_or_empty(folder / f"{name}.parquet", schema)
+        store.parse_issues = read_table_or_empty(folder / "parse_issues.parquet", PARSE_ISSUE_SCHEMA)
         store.notes = cls.read_notes(folder)
         return store
 
     @staticmethod
     def read_notes(folder: Path) -> pd.DataFrame:
         """The notes alone (what staging saw besides rows), without the rows' tables."""
-        return _read_or_empty(folder / "notes.parquet", NOTE_SCHEMA)
+        return read_table_or_empty(folder / "notes.parquet", NOTE_SCHEMA)
 
     def replace_files(self, shas: set[str], staged: dict[str, list[pd.DataFrame]], issues: list[pd.DataFrame],
                       notes: list[pd.DataFrame]) -> None:
@@ -158,10 +158,6 @@ class StagedStore:
             write_table(self.tables[name], self.folder / f"{name}.parquet", schema)
         write_table(self.parse_issues, self.folder / "parse_issues.parquet", PARSE_ISSUE_SCHEMA)
         write_table(self.notes, self.folder / "notes.parquet", NOTE_SCHEMA)
-
-
-def _read_or_empty(path: Path, schema: pa.Schema) -> pd.DataFrame:
-    return read_table(path, schema) if path.exists() else empty_frame(schema)
 
 
 def _conform(frame: pd.DataFrame, schema: pa.Schema) -> pd.DataFrame:

@@ -16,7 +16,7 @@ from transforms.archive import MANIFEST_SCHEMA
 from transforms.periods import due_at, reporting_period_of
 from transforms.publish import current_build, current_dir, read_mart
 from transforms.settings import DataRoot
-from transforms.storage import empty_frame, read_table
+from transforms.storage import read_table_or_empty
 
 
 @dataclass
@@ -34,8 +34,7 @@ class Status:
 
 
 def _manifest(root: DataRoot) -> pd.DataFrame:
-    path = root.raw / "manifest.parquet"
-    return read_table(path, MANIFEST_SCHEMA) if path.exists() else empty_frame(MANIFEST_SCHEMA)
+    return read_table_or_empty(root.raw / "manifest.parquet", MANIFEST_SCHEMA)
 
 
 def _jsonl(path: Path) -> list[dict]:

@@ -98,3 +98,8 @@ def read_table(path: Path, schema: pa.Schema) -> pd.DataFrame:
 
 def empty_frame(schema: pa.Schema) -> pd.DataFrame:
     return schema.empty_table().to_pandas()
+
+
+def read_table_or_empty(path: Path, schema: pa.Schema) -> pd.DataFrame:
+    """``read_table``, or an empty frame of ``schema`` when nothing was written there yet."""
+    return read_table(path, schema) if path.exists() else empty_frame(schema)
