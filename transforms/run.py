@@ -181,10 +181,10 @@ def stage(run: Run) -> list[str]:
             text = f"file: {row.file_name}\nsha256: {row.sha256}\nreceived_at: {row.received_at}\nreason: {row.reason}\n"
             atomic_write_bytes(run.root.quarantine / row.sha256 / "REJECTED.txt", text.encode(), mode=0o600)
         run.archive.save()
-    # (memory: the files' cells and the store are garbage now, none of them in a cycle;
-    # what they took goes back to the system rather than staying with the run while it builds)
-    del store
-    parallel.release_memory()
+        # (memory: the files' cells and the store are garbage now, none of them in a cycle;
+        # what they took goes back to the system rather than staying with the run while it builds)
+        del store
+        parallel.release_memory()
     return run.staged_files
 
 
