@@ -197,6 +197,23 @@ def test_a_register_row_sent_again_unchanged_keeps_its_projects_memo(programme, 
     pd.testing.assert_frame_equal(points, first[1])
 
 
+def test_columns_the_analysis_does_not_read_do_not_touch_the_memo(programme, tmp_path):
+    """The build's measure rows carry the history's file_name and superseded flag; another
+    caller's may carry other columns. Nothing is analysed again for them."""
+    projects, measure, periods = programme
+    first = outcomes.build_outcome_marts(projects, measure, periods, memo_path=tmp_path)
+    path = tmp_path / SpcMemo.POINTS
+    remembered = read_table(path, SpcMemo.POINTS_SCHEMA)
+    write_table(remembered.assign(rule="(from the memo)"), path, SpcMemo.POINTS_SCHEMA)
+    carried = measure.assign(file_name="LEAD measures.xlsx", superseded=False)
+
+    result, points = outcomes.build_outcome_marts(projects, carried, periods, memo_path=tmp_path)
+
+    assert (points["rule"] == "(from the memo)").all()
+    pd.testing.assert_frame_equal(points.drop(columns="rule"), first[1].drop(columns="rule"))
+    pd.testing.assert_frame_equal(result, first[0])
+
+
 def test_a_new_month_analyses_only_the_newest_prefix_and_a_revision_redoes_what_follows_it(programme, tmp_path):
     projects, measure, periods = programme
     last = measure["period"].max()

@@ -99,6 +99,9 @@ MART_PROJECT_OUTCOMES_SCHEMA = pa.schema(
 
 PROJECT_COLUMNS = ("project_id", "measure_name", "measure_type", "improvement_direction", "target", "intervention_date")
 MEASURE_COLUMNS = ("project_id", "measure_name", "period", "value")
+# Read when present: the p-chart's counts, the newest value per period, each point's lineage.
+MEASURE_OPTIONAL_COLUMNS = ("numerator", "denominator", "revised", "received_at", "source_sha256", "source_sheet",
+                            "source_row")
 
 
 # --- One project's series ---------------------------------------------------------------------
@@ -516,6 +519,9 @@ def build_outcome_marts(dim_project: pd.DataFrame, fct_measure: pd.DataFrame, pe
     # without being listed here would fail loudly, not go stale in the memo.
     _require(dim_project, PROJECT_COLUMNS, "dim_project")
     dim_project = dim_project[list(PROJECT_COLUMNS)]
+    # Likewise the measure rows: the memo must not depend on columns a caller happens to
+    # carry (the history's file_name and superseded flag), nor the workers receive them.
+    fct_measure = fct_measure[[c for c in (*MEASURE_COLUMNS, *MEASURE_OPTIONAL_COLUMNS) if c in fct_measure.columns]]
     if memo_path is None:
         return _analyse_projects(dim_project, fct_measure, periods, workers)
     projects = dim_project.sort_values("project_id", kind="stable", ignore_index=True)
