@@ -2,6 +2,7 @@
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from transforms import marts
 
@@ -139,9 +140,17 @@ def test_history_takes_the_rows_kept_with_the_marts_columns_in_key_then_arrival_
     superseded = arrived.duplicated(subset=["project_id", "measure_name", "period"], keep="last")
     expected = arrived.assign(superseded=superseded).sort_values(
         ["project_id", "measure_name", "period", "received_at", "source_row"], ignore_index=True)
-    assert "chk_value_present" not in history.columns and "file_name" in history.columns
-    pd.testing.assert_frame_equal(history, expected[history.columns])
+    assert set(history.columns) == set(marts.SCHEMAS["fct_measure_history"].names)  # nothing else carried
+    # the lineage text as categories of the values taken, published as the same text
+    for column in marts.LINEAGE_TEXT:
+        assert isinstance(history[column].dtype, pd.CategoricalDtype)
+        assert set(history[column].cat.categories) == set(expected[column])
+    pd.testing.assert_frame_equal(history.astype({c: rows[c].dtype for c in marts.LINEAGE_TEXT}),
+                                  expected[history.columns])
     pd.testing.assert_frame_equal(marts.fct_measure_history(rows[keep]), history)
+    back = pa.Table.from_pandas(history, schema=marts.SCHEMAS["fct_measure_history"], preserve_index=False)
+    assert back.schema.field("source_sha256").type == pa.string()
+    assert back.column("source_sha256").to_pylist() == expected["source_sha256"].tolist()
 
 
 def _fct_measure_as_it_was(history):
