@@ -850,3 +850,24 @@ def test_workbooks_come_out_as_xlsxwriter_would_write_them(tmp_path):
             xlsxwriter.workbook.ChartLine, xlsxwriter.workbook.ChartColumn, layout._QuickWorksheet._write_cell = saved
 
     assert build(quick=True) == build(quick=False)
+
+
+def test_tables_that_overlap_are_refused_and_a_workbook_keeps_no_map_of_table_cells(tmp_path):
+    from xlsxwriter.exceptions import OverlappingRange
+
+    from reports.layout import new_book, write_table
+
+    book = new_book(title="Tables", subject="test", created=datetime(2025, 7, 1))
+    sheet = book.add_sheet("Data")
+    frame = pd.DataFrame({"Organisation": [f"Org {i}" for i in range(200)], "Count": range(200)})
+    assert write_table(sheet, book.fmt, 2, frame, name="first") == (3, 202)
+    assert sheet.table_cells == {}  # (xlsxwriter's map would hold 402 entries until the save)
+    for rows, cols in (((100, 300), (1, 3)), ((202, 210), (0, 0)), ((0, 2), (1, 1)), ("A1:C4", None)):
+        with pytest.raises(OverlappingRange, match="overlaps previous table range 'A3:B203'"):
+            sheet.add_table(rows) if isinstance(rows, str) else sheet.add_table(rows[0], cols[0], rows[1], cols[1])
+    assert sheet.add_table(203, 0, 210, 1) == 0  # just below: allowed
+    sheet.add_table(0, 2, 1, 3)  # beside the title rows: allowed too
+    with pytest.raises(OverlappingRange):
+        sheet.add_table(205, 1, 206, 4)  # into the second table
+    path = book.save(tmp_path / "tables.xlsx")
+    assert openpyxl.load_workbook(path)["Data"].tables.keys() == {"first", "Table2", "Table3"}
