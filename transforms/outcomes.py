@@ -520,7 +520,7 @@ def build_outcome_marts(dim_project: pd.DataFrame, fct_measure: pd.DataFrame, pe
     _require(dim_project, PROJECT_COLUMNS, "dim_project")
     dim_project = dim_project[list(PROJECT_COLUMNS)]
     # Likewise the measure rows: the memo must not depend on columns a caller happens to
-    # carry (the history's file_name and superseded flag), nor the workers receive them.
+    # carry (the history's superseded flag), nor the workers receive them.
     fct_measure = fct_measure[[c for c in (*MEASURE_COLUMNS, *MEASURE_OPTIONAL_COLUMNS) if c in fct_measure.columns]]
     if memo_path is None:
         return _analyse_projects(dim_project, fct_measure, periods, workers)
