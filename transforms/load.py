@@ -28,7 +28,7 @@ from transforms import checks, marts, outcomes
 from transforms.archive import Archive, scan_landing
 from transforms.datasets import BY_NAME, DATASETS, ENROLMENT_RETURN, MEASURE_DATA, PROJECT_REGISTER
 from transforms.faults import checkpoint
-from transforms.parallel import run_jobs, shutdown
+from transforms.parallel import release_memory, run_jobs, shutdown
 from transforms.periods import due_at, periods_between, reporting_period_of
 from transforms.reference import Reference
 from transforms.settings import DataRoot
@@ -427,6 +427,10 @@ def build(store: StagedStore, submissions: pd.DataFrame, reference: Reference, *
     all_issues = pd.concat([all_issues, absence_warnings(enrolment_facts, enrolment, files)], ignore_index=True)
     project_outcomes, spc_points = outcomes.build_outcome_marts(projects, measure, periods, workers=workers,
                                                                 memo_path=memos)
+    # (memory: what the analysis's input and the pieces sent to the workers took goes back to
+    # the system before the last marts are built and published: the build's highest point,
+    # with the workers idle beside it; a few milliseconds)
+    release_memory()
     tables = {
         "dim_organisation": marts.dim_organisation(reference.organisations),
         "dim_cohort": marts.dim_cohort(reference.cohorts),
