@@ -90,9 +90,10 @@ def copy_root(source: Path, root: Path) -> Path:
 TREE_SAMPLE_SECONDS = 0.1
 
 
-def tree_rss(pid: int) -> tuple[int, int, int]:
+def tree_rss(pid: int) -> tuple[int, int, int, list[int]]:
     """Resident bytes of ``pid`` and all its descendants now, of the largest descendant
-    alone, and the tree's proportional set size (Linux /proc; 0 elsewhere).
+    alone, the tree's proportional set size (Linux /proc; 0 elsewhere), and each
+    process's resident bytes (``pid``'s first, then the largest descendant first).
 
     The summed RSS counts a page shared by several of the processes (the libraries they
     all load: Python, numpy, Arrow) once per process; the PSS splits it between them, so
@@ -119,8 +120,8 @@ def tree_rss(pid: int) -> tuple[int, int, int]:
         children = [p for p, pp in parents.items() if pp == parent and p not in tree]
         tree.update(children)
         frontier += children
-    return (sum(rss.get(p, 0) for p in tree), max((rss.get(p, 0) for p in tree - {pid}), default=0),
-            sum(_pss(p) for p in tree))
+    each = [rss.get(pid, 0), *sorted((rss.get(p, 0) for p in tree - {pid}), reverse=True)]
+    return sum(each), max(each[1:], default=0), sum(_pss(p) for p in tree), each
 
 
 def _pss(pid: int) -> int:
@@ -149,8 +150,11 @@ def probe(work: Path, tag: str, mode: str, *args: str) -> dict:
         proc = subprocess.Popen([sys.executable, "-m", "bench.probe", str(out), mode, *args], cwd=REPO, env=env,
                                 stdout=handle, stderr=subprocess.STDOUT)
         tree_peak = child_peak = pss_peak = 0
+        peak_moment: tuple[float, list[int]] = (started, [])
         while proc.poll() is None:
-            total, largest_child, pss = tree_rss(proc.pid)
+            total, largest_child, pss, each = tree_rss(proc.pid)
+            if total > tree_peak:
+                peak_moment = (time.time(), each)
             tree_peak, child_peak, pss_peak = max(tree_peak, total), max(child_peak, largest_child), max(pss_peak, pss)
             time.sleep(TREE_SAMPLE_SECONDS)
     wall = time.perf_counter() - t0
@@ -164,6 +168,12 @@ def probe(work: Path, tag: str, mode: str, *args: str) -> dict:
     # What the machine had to hold: the RSS of the whole process tree, summed, sampled.
     data["peak_rss_tree_bytes"] = tree_peak
     data["peak_pss_tree_bytes"] = pss_peak  # the same, shared pages counted once
+    # When the summed peak was sampled: seconds after the start, the step under way (the
+    # last one the probe saw begin) and each process's RSS then, the run's first.
+    at, each = peak_moment
+    begun = [(t, name.split(":", 1)[1]) for name, t in data.get("marks", {}).items() if t <= at]
+    data["peak_rss_tree_moment"] = {"seconds": round(at - started, 1), "step": max(begun)[1] if begun else None,
+                                    "process_bytes": each}
     if mode == "cli" and proc.returncode not in (0, 1):
         raise RuntimeError(f"{tag}: qi-pipeline exited {proc.returncode}; see {logfile}")
     return data
@@ -210,6 +220,15 @@ def nightly(work: Path, tag: str, root: Path, as_of: date) -> dict:
     return result
 
 
+def _moment(moment: dict | None) -> str:
+    """When the summed peak was sampled, in words (empty if not known)."""
+    if not moment or not moment.get("process_bytes"):
+        return ""
+    own, *others = moment["process_bytes"]
+    return (f"; sampled {moment['seconds']} s in, during {moment['step']}: the run {own / GIB:.2f}, the others "
+            + " + ".join(f"{b / GIB:.2f}" for b in others if b >= 0.005 * GIB))
+
+
 def summarise(runs: list[dict]) -> dict:
     """Median wall time and stage times of repeated runs, worst peak RSS, and every run."""
     keys = runs[0]["breakdown"].keys() if runs and "breakdown" in runs[0] else []
@@ -220,6 +239,7 @@ def summarise(runs: list[dict]) -> dict:
         "peak_rss_child_bytes": max(r.get("peak_rss_child_bytes", 0) for r in runs),
         "peak_rss_tree_bytes": max(r.get("peak_rss_tree_bytes", 0) for r in runs),
         "peak_pss_tree_bytes": max(r.get("peak_pss_tree_bytes", 0) for r in runs),
+        "peak_rss_tree_moment": max(runs, key=lambda r: r.get("peak_rss_tree_bytes", 0)).get("peak_rss_tree_moment"),
         "breakdown": {k: round(median([r["breakdown"][k] or 0 for r in runs]), 3) for k in keys},
         "runs": runs,
     }
@@ -472,7 +492,8 @@ def targets(r: dict) -> list[dict]:
             f"{tree:.2f} GiB: the run, its {d['runs'][-1].get('workers', 0)} worker processes and Prefect's "
             f"temporary server, summed, sampled every {TREE_SAMPLE_SECONDS} s (largest child alone "
             f"{d['peak_rss_child_bytes'] / GIB:.2f})",
-            f"shared pages counted once (PSS): {d.get('peak_pss_tree_bytes', 0) / GIB:.2f} GiB")
+            f"shared pages counted once (PSS): {d.get('peak_pss_tree_bytes', 0) / GIB:.2f} GiB"
+            + _moment(d.get("peak_rss_tree_moment")))
     if "big_workbook" in r:
         b = r["big_workbook"]
         add("big workbook load vs read-only", ratio(b["load"], b["read_only"]), 3.0,
