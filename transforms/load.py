@@ -427,10 +427,11 @@ def build(store: StagedStore, submissions: pd.DataFrame, reference: Reference, *
     all_issues = pd.concat([all_issues, absence_warnings(enrolment_facts, enrolment, files)], ignore_index=True)
     project_outcomes, spc_points = outcomes.build_outcome_marts(projects, measure, periods, workers=workers,
                                                                 memo_path=memos)
-    # (memory: what the analysis's input and the pieces sent to the workers took goes back to
-    # the system before the last marts are built and published: the build's highest point,
-    # with the workers idle beside it; a few milliseconds)
-    release_memory()
+    if workers > 1:
+        # (memory: what the analysis's input and the pieces sent to the workers took goes back
+        # to the system before the last marts are built and published: the build's highest
+        # point, with the workers idle beside it; a few milliseconds)
+        release_memory()
     tables = {
         "dim_organisation": marts.dim_organisation(reference.organisations),
         "dim_cohort": marts.dim_cohort(reference.cohorts),
