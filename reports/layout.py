@@ -136,7 +136,23 @@ class Book:
     def save(self, path: Path) -> Path:
         self.workbook.close()
         atomic_write_bytes(path, self.buffer.getvalue())
+        _let_go(self.workbook)
         return path
+
+
+def _let_go(workbook: xlsxwriter.Workbook) -> None:
+    """Drop a closed workbook's cells, charts and sheets.
+
+    xlsxwriter's workbook and sheets refer to each other, so without this everything they
+    hold (a cell object per cell: about 230,000 for an all-organisation workbook) would
+    wait for the cycle collector, which then spends a sixth of a second finding it.
+    Emptied, it goes at once."""
+    for sheet in workbook.worksheets():
+        sheet.table.clear()
+        sheet.charts.clear()
+    workbook.charts.clear()
+    workbook.worksheets_objs.clear()
+    workbook.sheetnames.clear()
 
 
 def new_book(*, title: str, subject: str, created: datetime, keywords: str = "", comments: str = "") -> Book:
