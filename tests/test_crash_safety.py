@@ -66,7 +66,7 @@ def test_killed_runs_leave_the_last_publish_intact_and_the_next_run_completes(tm
     generate(root / "landing", root / "reference", months=6, end_period="2026-10")
     assert _run(root, as_of="2026-08-15") in (0, 1)  # an earlier night: the publish readers see
     published = _readable(root)
-    for point in ("archive:10", "stage", "validate", "publish:6"):
+    for point in ("archive:10", "stage", "staged", "validate", "publish:6"):
         _run(root, pause_at=point)
         still = _readable(root)
         for name, frame in published.items():

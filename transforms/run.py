@@ -170,10 +170,10 @@ def stage(run: Run) -> list[str]:
         from expectations.runner import preload_gx
 
         preload_gx()  # new rows will be validated: import Great Expectations while they are read
-    store = load.StagedStore.open(run.root.staged)
-    run.staged_files = load.stage_pending(run.archive, store, run.reference, run.key, workers=run.workers)
+    # The new files' rows go into a part of their own: the rows staged before are not read or written.
+    run.staged_files = load.stage_pending(run.archive, run.root.staged, run.reference, run.key, workers=run.workers)
     if run.staged_files:
-        store.save()
+        checkpoint("staged")  # (the part is written, the manifest not yet: the next run stages the files again)
         atomic_write_bytes(meta_path, json.dumps(wanted, sort_keys=True).encode())
         m = run.archive.manifest
         for row in m[m["sha256"].isin(run.staged_files) & (m["outcome"] == "rejected")].itertuples(index=False):
@@ -181,9 +181,10 @@ def stage(run: Run) -> list[str]:
             text = f"file: {row.file_name}\nsha256: {row.sha256}\nreceived_at: {row.received_at}\nreason: {row.reason}\n"
             atomic_write_bytes(run.root.quarantine / row.sha256 / "REJECTED.txt", text.encode(), mode=0o600)
         run.archive.save()
-        # (memory: the files' cells and the store are garbage now, none of them in a cycle;
-        # what they took goes back to the system rather than staying with the run while it builds)
-        del store
+        if load.StagedStore.merge_parts(run.root.staged):
+            log.info("staged store: the parts of the last %d staging batches merged", load.MERGE_PARTS_AT)
+        # (memory: the files' cells are garbage now, none of them in a cycle; what they took
+        # goes back to the system rather than staying with the run while it builds)
         parallel.release_memory()
     return run.staged_files
 

@@ -89,11 +89,16 @@ def write_table(frame: pd.DataFrame, path: Path, schema: pa.Schema, *, mode: int
 
 def read_table(path: Path, schema: pa.Schema) -> pd.DataFrame:
     """Read a Parquet table and check it against its declared schema."""
+    return read_arrow(path, schema).to_pandas()
+
+
+def read_arrow(path: Path, schema: pa.Schema) -> pa.Table:
+    """``read_table`` as an Arrow table: the declared columns, in order, of the declared types."""
     table = pq.read_table(path)
     missing = [f.name for f in schema if f.name not in table.schema.names]
     if missing:
         raise SchemaError(f"{path}: missing columns {missing}")
-    return table.select(schema.names).cast(schema).to_pandas()
+    return table.select(schema.names).cast(schema)
 
 
 def empty_frame(schema: pa.Schema) -> pd.DataFrame:
