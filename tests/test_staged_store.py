@@ -90,9 +90,9 @@ def test_a_file_staged_again_is_read_from_its_newest_part_alone(three_nights, tm
 
 def test_merging_the_parts_changes_nothing_that_is_read(three_nights):
     before = read(three_nights)
-    assert not StagedStore.merge_parts(three_nights, at=4)  # not yet
+    assert StagedStore.merge_parts(three_nights, at=4) == 0  # not yet
     assert len(list((three_nights / PARTS).iterdir())) == 3
-    assert StagedStore.merge_parts(three_nights, at=3)
+    assert StagedStore.merge_parts(three_nights, at=3) == 3
     assert not list((three_nights / PARTS).iterdir()) and (three_nights / "enrolment_return.parquet").exists()
     for frame, again in zip(before, read(three_nights), strict=True):
         pd.testing.assert_frame_equal(again, frame)

@@ -181,8 +181,8 @@ def stage(run: Run) -> list[str]:
             text = f"file: {row.file_name}\nsha256: {row.sha256}\nreceived_at: {row.received_at}\nreason: {row.reason}\n"
             atomic_write_bytes(run.root.quarantine / row.sha256 / "REJECTED.txt", text.encode(), mode=0o600)
         run.archive.save()
-        if load.StagedStore.merge_parts(run.root.staged):
-            log.info("staged store: the parts of the last %d staging batches merged", load.MERGE_PARTS_AT)
+        if merged := load.StagedStore.merge_parts(run.root.staged):
+            log.info("staged store: the parts of the last %d staging batches merged", merged)
         # (memory: the files' cells are garbage now, none of them in a cycle; what they took
         # goes back to the system rather than staying with the run while it builds)
         parallel.release_memory()
