@@ -183,8 +183,8 @@ def stage(run: Run) -> list[str]:
         run.archive.save()
         if merged := load.StagedStore.merge_parts(run.root.staged):
             log.info("staged store: the parts of the last %d staging batches merged", merged)
-        # (memory: the files' cells are garbage now, none of them in a cycle; what they took
-        # goes back to the system rather than staying with the run while it builds)
+        # (memory: the new rows, typed and written, are garbage now, none of them in a cycle;
+        # what they took goes back to the system rather than staying with the run while it builds)
         parallel.release_memory()
     return run.staged_files
 
