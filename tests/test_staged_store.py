@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 
 from tests.helpers import workbook
-from transforms.load import (NOTE_SCHEMA, PARSE_ISSUE_SCHEMA, PARTS, STAGED_SCHEMAS, StagedStore, _conform,
-                             key_participants)
+from transforms.load import (NOTE_SCHEMA, PARSE_ISSUE_SCHEMA, PARTS, PERSONAL_DROPPED, STAGED_SCHEMAS, StagedStore,
+                             _conform, key_participants)
 from transforms.staging import stage_file
 from transforms.tables import default_column_synonyms
 
@@ -36,7 +36,7 @@ def batch(tmp_path: Path, files: dict[str, list[list[object]]]) -> tuple[set, di
         path = workbook(tmp_path / f"{sha[:8]}.xlsx", {"Return": [HEADER, *rows]})
         result = stage_file(path, sha256=sha, column_synonyms=default_column_synonyms(), value_synonyms=None)
         for frame in result.tables.values():
-            frame = frame.drop(columns=[c for c in ("first_name", "surname", "email", "mentor") if c in frame])
+            frame = frame.drop(columns=[c for c in PERSONAL_DROPPED if c in frame])
             staged.append(_conform(key_participants(frame, b"k" * 32), STAGED_SCHEMAS["enrolment_return"]))
         if result.issues:
             issues.append(_conform(pd.DataFrame(result.issues).assign(source_sha256=sha), PARSE_ISSUE_SCHEMA))
