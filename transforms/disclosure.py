@@ -18,7 +18,9 @@ chart's bar may all contain the same atom).
   (``present_by``), and the cell's value changes. Every published cell the perturbation
   changes is suppressed too. Among the candidates it picks the cheapest: cells already
   suppressed cost nothing, then small cells of weakly weighted tables (headline totals are
-  weighted heavily, so they go last).
+  weighted heavily, so they go last). Where some candidate suppresses nothing new, any
+  such one leaves the same cells suppressed as the cheapest would, and the search takes
+  the first it meets (often one already chosen for another cell).
 
 The guarantee. For every suppressed cell there are two sets of atoms, both consistent with
 everything published (each shown cell's value, non-negativity, integer counts, and every
@@ -34,6 +36,7 @@ from is suppressed (``suppress_rate``).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -157,6 +160,11 @@ class _Problem:
         self.grid[self.row, self.col] = np.arange(self.n)
         if (self.grid >= 0).sum() != self.n:
             raise ValueError("counts must have one atom per row and column of the grid")
+        # Suppressing a new cell costs at least its table's weight, so a candidate that costs
+        # less than the lightest table's weight suppresses nothing new (see ``protect``).
+        self._nothing_new_below = min((t.weight for t in self.tables), default=0.0)
+        # cell -> a perturbation chosen before that changes it and suppresses nothing new now
+        self._reusable: dict[int, tuple[np.ndarray, np.ndarray, bool, bool]] = {}
 
     # -- candidates ---------------------------------------------------------------------
 
@@ -207,20 +215,21 @@ class _Problem:
         valid = atoms >= 0
         safe = np.where(valid, atoms, 0)
         coefs = np.where(valid, coefs, 0)
+        floor = None  # (not needed while nothing has been found: nothing is pruned)
+        if np.isfinite(best):  # (first: the most selective, once something has been found)
+            floor = self._cost(k, safe, coefs, valid, self.finest)[0]
+            keep = floor <= best + BOUND_SLACK
+            if not keep.all():
+                atoms, safe, coefs, valid, floor = atoms[keep], safe[keep], coefs[keep], valid[keep], floor[keep]
         changes = np.zeros(len(atoms), dtype="int64")
         for i in range(atoms.shape[1]):  # (numpy reduces a short last axis slowly)
             changes += np.where(inside[safe[:, i]], coefs[:, i], 0)
         keep = changes != 0
-        if not keep.any():
+        if not keep.all():
+            atoms, safe, coefs, valid = atoms[keep], safe[keep], coefs[keep], valid[keep]
+            floor = None if floor is None else floor[keep]
+        if not len(atoms):
             return
-        atoms, safe, coefs, valid = atoms[keep], safe[keep], coefs[keep], valid[keep]
-        floor = None  # (not needed while nothing has been found: nothing is pruned)
-        if np.isfinite(best):
-            floor = self._cost(k, safe, coefs, valid, self.finest)[0]
-            keep = floor <= best + BOUND_SLACK
-            if not keep.any():
-                return
-            atoms, safe, coefs, valid, floor = atoms[keep], safe[keep], coefs[keep], valid[keep], floor[keep]
         plus, minus = self._directions(safe, coefs, valid)
         keep = plus | minus
         if keep.any():
@@ -357,11 +366,44 @@ class _Problem:
         return np.array(sorted(cell for cell, change in net.items() if change), dtype="int64")
 
     def protect(self, k: int) -> Certificate:
-        # The cheapest candidate wins, the first of equals. Nothing costs less than 0, so the
-        # candidates are taken a block at a time and the search stops at the first block
-        # holding a free one; and a candidate whose cost over the finest table alone exceeds
-        # the best found so far cannot win, so it is not evaluated in full. (The same choice
-        # as evaluating them all, found sooner.)
+        """A certificate for cell ``k``; the cells its perturbation changes are suppressed.
+
+        Which cells end up suppressed is what picking the cheapest candidate gives
+        (``cheapest``). But when some perturbation changes ``k`` and suppresses nothing
+        new, the cheapest one suppresses nothing new either (``_nothing_new_below``), so any
+        such perturbation will do: one chosen before for another cell, if it changes ``k``
+        too, else the first found (about half the primary cells of a commissioner workbook
+        are changed by an earlier certificate, and most of the rest have such a candidate).
+        Only which certificate is kept can differ from ``cheapest``'s."""
+        zigzags = functools.cache(lambda: self.zigzags(k))  # (both searches may want them)
+        choice = self._reusable.get(k)
+        if choice is None and self._nothing_new_below > 0:
+            choice = self.nothing_new(k, zigzags)
+        if choice is None:
+            choice = self.cheapest(k, zigzags)
+        if choice is None:  # cannot happen: one person more in an atom of k always works
+            raise AssertionError(f"no perturbation protects cell {k}")
+        atoms, coefs, plus, minus = choice
+        changed = self.changed_cells(atoms, coefs)
+        self.suppressed[changed] = True
+        if (0.0 if plus and minus else ONE_SIDED_PENALTY) < self._nothing_new_below:
+            # From now on it costs nothing new for every cell it changes.
+            for cell in changed.tolist():
+                self._reusable.setdefault(cell, choice)
+        keep = atoms >= 0
+        directions = tuple(d for d, ok in ((1, plus), (-1, minus)) if ok)
+        return Certificate(self.tables[self.owner[k]].name, int(self.local[k]),
+                           tuple(int(a) for a in atoms[keep]), tuple(int(c) for c in coefs[keep]), directions)
+
+    def cheapest(self, k: int, zigzags: Callable[[], tuple[np.ndarray, ...]] | None = None
+                 ) -> tuple[np.ndarray, np.ndarray, bool, bool] | None:
+        """The cheapest candidate for cell ``k``, the first of equals: (atoms, coefficients, plus, minus).
+
+        ``zigzags``: ``self.zigzags(k)``, when already worked out."""
+        # Nothing costs less than 0, so the candidates are taken a block at a time and the
+        # search stops at the first block holding a free one; and a candidate whose cost over
+        # the finest table alone exceeds the best found so far cannot win, so it is not
+        # evaluated in full. (The same choice as evaluating them all, found sooner.)
         found: list[tuple] = []
         best = np.inf
         for atoms, coefs, plus, minus, floor in self.candidate_blocks(k, lambda: best):
@@ -370,27 +412,46 @@ class _Problem:
             best = min(best, float(cost.min(initial=np.inf)))
             if best <= 0:
                 break
-        if not np.isfinite(best):  # cannot happen: one person more in an atom of k always works
-            raise AssertionError(f"no perturbation protects cell {k}")
         if best > 0:  # something new would be suppressed: look further
-            atoms, coefs, plus, minus = self.zigzags(k)
+            atoms, coefs, plus, minus = zigzags() if zigzags is not None else self.zigzags(k)
             if len(atoms):
                 found.append((atoms, coefs, self._costs_below(k, atoms, coefs, plus, minus, best), plus, minus))
+        if not found:
+            return None
         atoms, coefs, cost, plus, minus = (np.concatenate([f[i] for f in found]) for i in range(5))
+        if not np.isfinite(cost.min()):
+            return None
         chosen = int(np.argmin(cost))  # first of equals: candidates are in a fixed order
-        self.suppressed[self.changed_cells(atoms[chosen], coefs[chosen])] = True
-        keep = atoms[chosen] >= 0
-        directions = tuple(d for d, ok in ((1, plus[chosen]), (-1, minus[chosen])) if ok)
-        return Certificate(self.tables[self.owner[k]].name, int(self.local[k]),
-                           tuple(int(a) for a in atoms[chosen][keep]), tuple(int(c) for c in coefs[chosen][keep]),
-                           directions)
+        return atoms[chosen], coefs[chosen], bool(plus[chosen]), bool(minus[chosen])
+
+    def nothing_new(self, k: int, zigzags: Callable[[], tuple[np.ndarray, ...]]
+                    ) -> tuple[np.ndarray, np.ndarray, bool, bool] | None:
+        """The first candidate found for cell ``k`` that suppresses nothing new, or None.
+
+        Such a candidate changes no cell of the finest table that is not suppressed yet, so
+        every other is left out before its directions are worked out (``candidate_blocks``
+        with a best cost of 0); it costs 0, or the one-sided penalty."""
+        for atoms, coefs, plus, minus, floor in self.candidate_blocks(k, lambda: 0.0):
+            if (choice := self._first_below(k, atoms, coefs, plus, minus, floor)) is not None:
+                return choice
+        atoms, coefs, plus, minus = zigzags()  # (as ``cheapest`` would look at them next)
+        return self._first_below(k, atoms, coefs, plus, minus, None) if len(atoms) else None
+
+    def _first_below(self, k: int, atoms: np.ndarray, coefs: np.ndarray, plus: np.ndarray, minus: np.ndarray,
+                     floor: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, bool, bool] | None:
+        cost = self._costs_below(k, atoms, coefs, plus, minus, self._nothing_new_below, floor)
+        i = int(np.argmin(cost))
+        return (atoms[i], coefs[i], bool(plus[i]), bool(minus[i])) if cost[i] < self._nothing_new_below else None
 
 
 def _group_codes(frame: pd.DataFrame, by: list[str]) -> tuple[np.ndarray, pd.DataFrame]:
-    """Dense group numbers in sorted key order, and the keys (sorted)."""
-    keys = frame[by].drop_duplicates().sort_values(by, kind="stable").reset_index(drop=True)
-    codes = frame[by].merge(keys.reset_index(), on=by, how="left")["index"].to_numpy(dtype="int64")
-    return codes, keys
+    """Dense group numbers in sorted key order (missing values last), and the keys (sorted)."""
+    codes = np.zeros(len(frame), dtype="int64")
+    for column in by:  # (each column's sorted codes, combined in key order and made dense again)
+        column_codes, uniques = pd.factorize(frame[column], sort=True, use_na_sentinel=False)
+        codes = np.unique(codes * len(uniques) + column_codes, return_inverse=True)[1].reshape(-1)
+    _, first, codes = np.unique(codes, return_index=True, return_inverse=True)
+    return codes.reshape(-1).astype("int64"), frame[by].iloc[first].reset_index(drop=True)
 
 
 def _index(codes: np.ndarray) -> dict[int, np.ndarray]:
