@@ -394,6 +394,19 @@ def test_a_held_percentage_with_its_ratio_is_not_an_error():
     assert checked["chk_value_agrees"].tolist() == [True, True, False]
 
 
+def test_a_measure_takes_its_projects_primary_type_whatever_the_case_of_its_name():
+    rows = [{**MEASURE_GOOD, "measure_name": "WRISTBAND %"},  # the primary measure, in capitals
+            {**MEASURE_GOOD, "measure_name": "Wristband %"},
+            {**MEASURE_GOOD, "measure_name": "Falls"},  # another project's primary measure
+            {**COUNT, "value": 3.0},
+            {**MEASURE_GOOD, "project_id": "SET-2030-001"},  # not registered
+            {**MEASURE_GOOD, "project_id": None},
+            {**MEASURE_GOOD, "measure_name": None}]
+    frame = typed_frame(M, [{**row, "source_sha256": "a", "source_row": i + 2} for i, row in enumerate(rows)])
+    types = checks.measure_checks(frame, PRIMARY)["measure_type"]
+    assert [None if pd.isna(t) else t for t in types] == ["percentage", "percentage", None, "count", None, None, None]
+
+
 def test_validation_is_quiet(reference, capfd):
     frames, _ = checked_frames(reference, [c for c in CASES if c.dataset == R][:2])
     validate({R: frames[R]}, reference, run_name="quiet")

@@ -17,10 +17,10 @@ STAFF_ID_PATTERN = r"^[A-Z0-9]{3,20}$"
 
 
 def _rule(applies: pd.Series, passes: pd.Series) -> pd.Series:
-    """True/False where the rule applies, null elsewhere."""
-    out = pd.Series(pd.NA, index=passes.index, dtype="boolean")
-    out[applies.fillna(False).astype(bool)] = passes[applies.fillna(False).astype(bool)].fillna(False).astype(bool)
-    return out
+    """True/False where the rule applies, null elsewhere (``applies`` and ``passes`` share an index)."""
+    where = applies.fillna(False).to_numpy(dtype=bool)
+    ok = passes.fillna(False).to_numpy(dtype=bool)
+    return pd.Series(pd.arrays.BooleanArray(where & ok, ~where), index=passes.index)
 
 
 def _duplicate_in_file(frame: pd.DataFrame, key: list[str]) -> pd.Series:
@@ -68,9 +68,7 @@ def measure_checks(frame: pd.DataFrame, primary: pd.DataFrame) -> pd.DataFrame:
     measures, and measures of projects not yet registered, get the ``>= 0`` rule.
     """
     out = frame.copy()
-    key = out["project_id"].astype("string") + "\0" + out["measure_name"].astype("string").str.casefold()
-    pkey = primary["project_id"].astype("string") + "\0" + primary["measure_name"].astype("string").str.casefold()
-    measure_type = key.map(pd.Series(primary["measure_type"].to_numpy(), index=pkey.to_numpy()))
+    measure_type = _primary_type(out, primary)
     out["measure_type"] = measure_type
     pct = measure_type.eq("percentage").fillna(False)
     num, den, val = out["numerator"], out["denominator"], out["value"]
@@ -103,6 +101,21 @@ def measure_checks(frame: pd.DataFrame, primary: pd.DataFrame) -> pd.DataFrame:
     out["chk_no_period_gap"] = period_gap_check(out)
     out["value"] = effective
     return out
+
+
+def _primary_type(measures: pd.DataFrame, primary: pd.DataFrame) -> pd.Series:
+    """Each measure row's declared type: its project's primary measure's, matched on the
+    project and the measure name ignoring case; NaN for any other measure."""
+    def key(project_id: pd.Series, measure_name: pd.Series) -> pd.Series:
+        return project_id.astype("string") + "\0" + measure_name.astype("string").str.casefold()
+
+    types = pd.Series(primary["measure_type"].to_numpy(), index=key(primary["project_id"], primary["measure_name"]).to_numpy())
+    # A few hundred (project, measure) pairs among the rows: each is looked up once.
+    pairs = measures[["project_id", "measure_name"]]
+    codes = pairs.groupby(["project_id", "measure_name"], dropna=False, sort=False).ngroup().to_numpy()
+    first = np.unique(codes, return_index=True)[1]
+    found = key(pairs["project_id"].iloc[first], pairs["measure_name"].iloc[first]).map(types)
+    return found.iloc[codes].set_axis(measures.index)
 
 
 CHECKERS = {ENROLMENT_RETURN: enrolment_checks, PROJECT_REGISTER: register_checks, MEASURE_DATA: measure_checks}
