@@ -331,27 +331,33 @@ def chart_points(points: pd.DataFrame, projects: pd.DataFrame, period: str) -> p
     if known.empty:
         return pd.DataFrame(columns=[*points.columns, "target"])
     rows = projects.reset_index(drop=True)
+    project_of = known["_project"].to_numpy()
     seen = known.groupby("_project").size()
-    # A series with points after the period is re-analysed on the points known then.
-    for index in seen.index[(mine.groupby("_project").size().reindex(seen.index) > seen).to_numpy()]:
-        project = rows.iloc[index]
-        at = np.flatnonzero(known["_project"].to_numpy() == index)
-        part = known.iloc[at]
-        direction = str(project.improvement_direction or "").strip().lower()
-        analysis = analyse_series(
-            [pd.Timestamp(p) for p in part["period"]],
-            [None if pd.isna(v) else float(v) for v in part["value"]],
-            improvement_direction=direction if direction in ("increase", "decrease", "neutral") else "neutral",
-            target=None if pd.isna(project.target) else float(project.target),
-            intervention_date=(None if pd.isna(project.intervention_date)
-                               else pd.Timestamp(project.intervention_date)),
-        )
-        chart = analysis.xmr
-        for column, values in (("centre", chart.mean), ("lower_limit", chart.lower_limit),
-                               ("upper_limit", chart.upper_limit), ("point_type", chart.point_type),
-                               ("rule", chart.rule)):
-            known.iloc[at, known.columns.get_loc(column)] = pd.array(values, dtype=known[column].dtype)
-    known["target"] = rows["target"].to_numpy()[known["_project"].to_numpy()]
+    later = seen.index[(mine.groupby("_project").size().reindex(seen.index) > seen).to_numpy()].to_numpy()
+    if len(later):
+        # A series with points after the period is re-analysed on the points known then.
+        # (Each project's rows are one run of ``known``; the columns are set as arrays, once.)
+        starts, ends = np.searchsorted(project_of, later, "left"), np.searchsorted(project_of, later, "right")
+        periods, values = known["period"].to_numpy(), known["value"].to_numpy(dtype="float64", na_value=np.nan)
+        columns = {name: known[name].array.copy() for name in ("centre", "lower_limit", "upper_limit", "point_type",
+                                                                 "rule")}
+        settings = rows[["improvement_direction", "target", "intervention_date"]].iloc[later]
+        for project, lo, hi in zip(settings.itertuples(index=False), starts.tolist(), ends.tolist(), strict=True):
+            direction = str(project.improvement_direction or "").strip().lower()
+            chart = analyse_series(
+                [pd.Timestamp(p) for p in periods[lo:hi]],
+                [None if np.isnan(v) else float(v) for v in values[lo:hi]],
+                improvement_direction=direction if direction in ("increase", "decrease", "neutral") else "neutral",
+                target=None if pd.isna(project.target) else float(project.target),
+                intervention_date=(None if pd.isna(project.intervention_date)
+                                   else pd.Timestamp(project.intervention_date)),
+            ).xmr
+            for name, series in (("centre", chart.mean), ("lower_limit", chart.lower_limit),
+                                 ("upper_limit", chart.upper_limit), ("point_type", chart.point_type),
+                                 ("rule", chart.rule)):
+                columns[name][lo:hi] = pd.array(series, dtype=columns[name].dtype)
+        known = known.assign(**columns)
+    known["target"] = rows["target"].to_numpy()[project_of]
     return known.drop(columns=["_project", "_at"])
 
 

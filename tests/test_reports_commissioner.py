@@ -628,6 +628,24 @@ def test_run_charts_draw_the_visible_chart_data(gallery):
     assert projects.set_index("Project ID").loc["SET-2023-001", "Latest value revised"] == "Yes [r]"
 
 
+def test_an_earlier_periods_charts_are_the_analysis_of_the_points_known_then():
+    from reports.commissioner import chart_points
+
+    data = synthetic_marts(n_projects=40, with_measures=True)
+    projects, measures = data["dim_project"], data["fct_measure"]
+    earlier = "2024-12"
+    charts = chart_points(data["mart_spc_points"], projects.iloc[::-1], earlier)
+    # what the marts would have held then: the SPC points of the measures known by that period
+    then = build_spc_points(projects, measures[measures["period"] < pd.Timestamp("2025-01-01")])
+    assert charts["project_id"].nunique() > 10 and (charts["period"] < pd.Timestamp("2025-01-01")).all()
+    assert charts["project_id"].unique().tolist() == [p for p in projects["project_id"][::-1] if p in set(charts["project_id"])]
+    lines = ["centre", "lower_limit", "upper_limit", "point_type", "rule"]
+    got = charts.set_index(["project_id", "period"])[lines]
+    want = then.set_index(["project_id", "period"])[lines].reindex(got.index)
+    pd.testing.assert_frame_equal(got, want)
+    assert not got.equals(data["mart_spc_points"].set_index(["project_id", "period"])[lines].reindex(got.index))
+
+
 def test_every_project_row_links_to_its_chart(gallery):
     book = openpyxl.load_workbook(_workbook(gallery, "NLICB"))
     ws = book["Projects"]
