@@ -832,10 +832,14 @@ def test_workbooks_come_out_as_xlsxwriter_would_write_them(tmp_path):
     from reports.layout import BLANK, Link, new_book, write_cell, write_link, write_table
 
     def build(quick: bool) -> bytes:
-        saved = (xlsxwriter.workbook.ChartLine, xlsxwriter.workbook.ChartColumn, layout._QuickWorksheet._write_cell)
+        saved = (xlsxwriter.workbook.ChartLine, xlsxwriter.workbook.ChartColumn, layout._QuickWorksheet._write_cell,
+                 layout._QuickWorksheet.write_column)
         if not quick:
             xlsxwriter.workbook.ChartLine, xlsxwriter.workbook.ChartColumn = ChartLine, ChartColumn
             layout._QuickWorksheet._write_cell = Worksheet._write_cell
+            layout._QuickWorksheet.write_column = (  # a cell at a time, through write_cell
+                lambda sheet, fmt, first, col, values, formats: layout._write_column(sheet, fmt, first, col, values,
+                                                                                     formats))
         try:
             book = new_book(title="Cells", subject="test", created=datetime(2025, 7, 1))
             sheet = book.add_sheet("Data")
@@ -859,13 +863,27 @@ def test_workbooks_come_out_as_xlsxwriter_would_write_them(tmp_path):
                                   "Count": ["[c]", 12, 7, 0]})
             write_table(book.add_sheet("Table"), book.fmt, 2, frame, name="mixed",
                         formats={"Number": book.fmt.decimal, "Count": book.fmt.integer})
+            # Every kind of value down a column (write_table's quick path, write_cell's for the rest),
+            # texts and dates repeated (cached by the quick path), a format per row in one column.
+            when = pd.Timestamp("2025-03-01")
+            kinds = [1.5, float("nan"), float("inf"), -0.0, 7, True, np.int64(4), np.float64(2.25), "[c]", "[c]",
+                     "=1+1", "@home", "plain", "plain", "tab\there\x07", "x" * 20_000, "é" * 9, BLANK, BLANK, None,
+                     when, when, pd.Timestamp("2025-03-01 12:30", tz="Europe/London"), datetime(2024, 2, 29),
+                     Link("'Data'!A1", "=link"), pd.NaT, "Yes [r]"]
+            mixed = pd.DataFrame({"Any": pd.Series(kinds, dtype=object), "Again": pd.Series(kinds[::-1], dtype=object),
+                                  "Per row": pd.Series(kinds, dtype=object)})
+            per_row = [book.fmt.integer if i % 3 == 0 else None if i % 3 == 1 else book.fmt.date
+                       for i in range(len(kinds))]
+            write_table(book.add_sheet("Kinds"), book.fmt, 1, mixed, name="kinds",
+                        formats={"Any": book.fmt.decimal, "Per row": per_row})
             for kind in ("line", "column"):
                 chart = book.workbook.add_chart({"type": kind})
                 chart.add_series({"categories": ["Data", 0, 0, 6, 0], "values": ["Data", 0, 1, 6, 1]})
                 sheet.insert_chart(0, 4 if kind == "line" else 12, chart)
             return book.save(tmp_path / f"{quick}.xlsx").read_bytes()
         finally:
-            xlsxwriter.workbook.ChartLine, xlsxwriter.workbook.ChartColumn, layout._QuickWorksheet._write_cell = saved
+            (xlsxwriter.workbook.ChartLine, xlsxwriter.workbook.ChartColumn, layout._QuickWorksheet._write_cell,
+             layout._QuickWorksheet.write_column) = saved
 
     assert build(quick=True) == build(quick=False)
 
