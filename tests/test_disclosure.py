@@ -276,6 +276,26 @@ def test_the_short_cuts_on_a_region_sized_problem():
     assert len(certificates) < 0.8 * primaries
 
 
+def test_leaving_out_unsuppressed_atoms_first_gives_the_same_free_candidates():
+    # nothing_new passes candidate_blocks the atoms whose cells are suppressed: the blocks must
+    # be those a best cost of 0 leaves anyway, in the same order.
+    from transforms.disclosure import _Problem
+
+    problem = _Problem(demo_like_atoms(seed=5), PARTICIPATION_TABLES, "count", ROW_KEY, "status", ROW_KEY)
+    assert problem.finest_is_atoms
+    compared = 0
+    for k in np.flatnonzero(problem.primary):
+        allowed = problem.suppressed[problem.finest[0]]
+        quick = list(problem.candidate_blocks(int(k), lambda: 0.0, allowed))
+        plain = list(problem.candidate_blocks(int(k), lambda: 0.0))
+        assert len(quick) == len(plain)
+        for a, b in zip(quick, plain, strict=True):
+            assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+            compared += len(a[0])
+        problem.protect(int(k))
+    assert compared > 50
+
+
 # --- The memo of solved problems ------------------------------------------------------------------
 
 

@@ -135,6 +135,8 @@ class _Problem:
             offset += len(keys)
         # the table with the most cells: its cost alone bounds a candidate's cost cheaply
         self.finest = self.cell_of[[int(np.argmax([len(f) for f in self.frames]))]] if self.tables else self.cell_of
+        # (each atom a cell of its own in that table, as the participation table's are)
+        self.finest_is_atoms = bool(self.tables) and max(len(f) for f in self.frames) == self.n
         self.value = np.concatenate(values) if values else np.zeros(0, dtype="int64")
         self.weight = np.concatenate(weights) if weights else np.zeros(0)
         self.owner = np.concatenate(owners) if owners else np.zeros(0, dtype="int64")
@@ -168,7 +170,8 @@ class _Problem:
 
     # -- candidates ---------------------------------------------------------------------
 
-    def candidate_blocks(self, k: int, best: Callable[[], float] | None = None) -> Iterator[tuple[np.ndarray, ...]]:
+    def candidate_blocks(self, k: int, best: Callable[[], float] | None = None,
+                         allowed: np.ndarray | None = None) -> Iterator[tuple[np.ndarray, ...]]:
         """Perturbations that may change cell ``k``, in blocks, in a fixed order: for each atom of
         ``k``, its one- and two-atom moves, then its rectangles with each other atom of its row.
         Each block is (atoms, coefficients), both (n, 4) and -1 padded, the valid directions
@@ -177,15 +180,21 @@ class _Problem:
         while nothing has been found, when nothing is pruned).
 
         ``best``: the best cost found so far, asked before each block; a candidate whose
-        bound exceeds it cannot win and is left out before its directions are worked out."""
+        bound exceeds it cannot win and is left out before its directions are worked out.
+        ``allowed``: the atoms a candidate may move (True for each), when only those may be
+        (the others are left out before the blocks are made: the same blocks, less work)."""
         best = best or (lambda: np.inf)
         inside = np.zeros(self.n, dtype=bool)
         inside[self.members[k]] = True
         for a in self.members[k][self.x[self.members[k]] >= 1]:
+            if allowed is not None and not allowed[a]:
+                continue  # (every candidate below moves a)
             r, c = self.row[a], self.col[a]
             # one person more (or fewer) in atom a, or moved between a and another atom of its row or column
             partners = np.concatenate([self.by_row[r], self.by_col[c]])
             partners = np.sort(partners[~inside[partners]])  # (the row and the column share only a, inside)
+            if allowed is not None:
+                partners = partners[allowed[partners]]
             block = np.full((len(partners) + 1, 4), -1)
             block[:, 0], block[1:, 1] = a, partners
             coefs = np.zeros((len(partners) + 1, 4), dtype="int64")
@@ -198,8 +207,12 @@ class _Problem:
                 continue
             # (one block for all of them: the same candidates in the same order, fewer numpy calls)
             bs = self.by_row[r][self.by_row[r] != a]
+            if allowed is not None:
+                bs, others = bs[allowed[bs]], others[allowed[others]]
             f = self.grid[self.row[others][None, :], self.col[bs][:, None]]  # (b, other)
             ok = f >= 0
+            if allowed is not None:
+                ok &= allowed[np.maximum(f, 0)]
             if ok.any():
                 which_b, which_e = np.nonzero(ok)  # b-major, as a loop over b then the others would go
                 m = len(which_b)
@@ -430,8 +443,11 @@ class _Problem:
 
         Such a candidate changes no cell of the finest table that is not suppressed yet, so
         every other is left out before its directions are worked out (``candidate_blocks``
-        with a best cost of 0); it costs 0, or the one-sided penalty."""
-        for atoms, coefs, plus, minus, floor in self.candidate_blocks(k, lambda: 0.0):
+        with a best cost of 0); it costs 0, or the one-sided penalty. When each atom is a
+        cell of the finest table, those are the candidates that move suppressed atoms only
+        (the atoms of a candidate are distinct), and the others are not even made."""
+        allowed = self.suppressed[self.finest[0]] if self.finest_is_atoms else None
+        for atoms, coefs, plus, minus, floor in self.candidate_blocks(k, lambda: 0.0, allowed):
             if (choice := self._first_below(k, atoms, coefs, plus, minus, floor)) is not None:
                 return choice
         atoms, coefs, plus, minus = zigzags()  # (as ``cheapest`` would look at them next)
