@@ -127,6 +127,72 @@ def test_a_memo_with_entries_sharing_a_key_answers_from_the_newest(tmp_path):
     assert memo.lookup("t", np.array([1], dtype=np.uint64), np.array([5], dtype=np.uint64)).tolist() == [""]
 
 
+def test_each_save_adds_a_part_until_the_memo_is_rewritten_with_them(reference, checked, tmp_path, monkeypatch):
+    from expectations import runner
+
+    monkeypatch.setattr(runner, "MEMO_MERGE_PARTS_AT", 2)  # (12 in use)
+    frames, _ = checked
+    path = tmp_path / "memo.parquet"
+    parts = ValidationMemo.parts_folder(path)
+    # One dataset at a time, a run each: the first writes the memo, the next add parts.
+    names = sorted(frames)
+    validated_into_memo({names[0]: frames[names[0]]}, reference, path)
+    base = path.read_bytes()
+    validated_into_memo({names[1]: frames[names[1]]}, reference, path)
+    assert path.read_bytes() == base and [p.name for p in sorted(parts.iterdir())] == ["000001.parquet"]
+    validated_into_memo({names[2]: frames[names[2]]}, reference, path)  # not a second part: rewritten whole
+    assert path.read_bytes() != base and list(parts.iterdir()) == []
+    assert validate(frames, reference, memo=ValidationMemo.open(path)).results == []  # every row remembered
+    # A row seen in a part is remembered too, and gives the same issues.
+    changed = {**frames, E: pd.concat([frames[E], frames[E].tail(1).assign(_row_id=10_000, cohort_code="C99Z")],
+                                      ignore_index=True)}
+    validated_into_memo(changed, reference, path)
+    assert [p.name for p in sorted(parts.iterdir())] == ["000001.parquet"]
+    again = validate(changed, reference, memo=ValidationMemo.open(path))
+    assert again.results == []
+    pd.testing.assert_frame_equal(issues_of(again), issues_of(validate(changed, reference)))
+    assert (again.issues["_row_id"] == 10_000).any()
+
+
+def test_a_memo_rewritten_but_not_cleared_of_its_parts_reads_the_same(reference, checked, tmp_path):
+    # Stopped between rewriting the memo and deleting the parts: entries twice, none lost.
+    frames, plain = checked
+    path = tmp_path / "memo.parquet"
+    names = sorted(frames)
+    validated_into_memo({names[0]: frames[names[0]]}, reference, path)
+    validated_into_memo({names[1]: frames[names[1]]}, reference, path)
+    (part,) = ValidationMemo.parts_folder(path).iterdir()
+    kept = part.read_bytes()
+    memo = ValidationMemo.open(path)
+    memo._whole = True  # (the next save rewrites it whole)
+    validate(frames, reference, memo=memo)
+    memo.save()
+    part.write_bytes(kept)  # as if deleting it had not happened
+
+    again = validate(frames, reference, memo=ValidationMemo.open(path))
+    assert again.results == []
+    pd.testing.assert_frame_equal(issues_of(again), issues_of(plain))
+
+
+def test_an_unreadable_part_means_validating_everything_and_a_memo_rewritten(reference, checked, tmp_path, caplog):
+    frames, plain = checked
+    path = tmp_path / "memo.parquet"
+    names = sorted(frames)
+    validated_into_memo({names[0]: frames[names[0]]}, reference, path)
+    validated_into_memo({names[1]: frames[names[1]]}, reference, path)
+    (part,) = ValidationMemo.parts_folder(path).iterdir()
+    part.write_bytes(b"PAR1 not parquet")
+
+    result = validate(frames, reference, memo=(memo := ValidationMemo.open(path)))
+    memo.save()
+
+    assert "validation memo unreadable" in caplog.text
+    assert rows_validated(result) == {name: len(frame) for name, frame in frames.items()}
+    pd.testing.assert_frame_equal(issues_of(result), issues_of(plain))
+    assert list(ValidationMemo.parts_folder(path).iterdir()) == []
+    assert validate(frames, reference, memo=ValidationMemo.open(path)).results == []
+
+
 # --- SPC ------------------------------------------------------------------------------------------
 
 
