@@ -299,7 +299,7 @@ def _primary_series(dim_project: pd.DataFrame, fct_measure: pd.DataFrame):
         span = spans.get((project.project_id, project.measure_name))
         if span is None:
             continue
-        yield project, measures.iloc[span[0]:span[1]].reset_index(drop=True)
+        yield project, measures.iloc[span[0]:span[1]]  # (read by column: no copy, nor a new index)
 
 
 def _primary_rows(dim_project: pd.DataFrame, fct_measure: pd.DataFrame) -> pd.DataFrame:
@@ -451,9 +451,9 @@ def build_project_outcomes(dim_project: pd.DataFrame, fct_measure: pd.DataFrame,
     out: list[dict] = []
     hashes = _project_hashes(dim_project) if remembered is not None else {}
     for project, rows in _primary_series(dim_project, fct_measure):
-        rows = rows[rows["value"].notna()]
-        series_periods = [pd.Timestamp(p) for p in rows["period"]]
-        series_values = [float(v) for v in rows["value"]]
+        present = rows["value"].notna().to_numpy()  # (two columns read, not every column copied)
+        series_periods = [pd.Timestamp(p) for p in rows["period"].to_numpy()[present]]
+        series_values = [float(v) for v in rows["value"].to_numpy()[present]]
         keys = prefix_keys(hashes[project.project_id], series_periods, series_values) if remembered is not None else []
         previous: tuple[int, dict] | None = None
         for reporting_period in periods:
