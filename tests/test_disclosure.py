@@ -276,6 +276,17 @@ def test_the_short_cuts_on_a_region_sized_problem():
     assert len(certificates) < 0.8 * primaries
 
 
+def test_the_perturbations_kept_for_reuse_do_not_hold_their_blocks():
+    # (a view of a block's row would keep the whole block alive: tens of megabytes per problem)
+    from transforms.disclosure import _Problem
+
+    problem = _Problem(demo_like_atoms(seed=2), PARTICIPATION_TABLES, "count", ROW_KEY, "status", ROW_KEY)
+    for k in np.flatnonzero(problem.primary):
+        problem.protect(int(k))
+    kept = list(problem._reusable.values())
+    assert kept and all(atoms.base is None and coefs.base is None for atoms, coefs, _, _ in kept)
+
+
 def test_leaving_out_unsuppressed_atoms_first_gives_the_same_free_candidates():
     # nothing_new passes candidate_blocks the atoms whose cells are suppressed: the blocks must
     # be those a best cost of 0 leaves anyway, in the same order.

@@ -435,7 +435,7 @@ class _Problem:
         if not np.isfinite(cost.min()):
             return None
         chosen = int(np.argmin(cost))  # first of equals: candidates are in a fixed order
-        return atoms[chosen], coefs[chosen], bool(plus[chosen]), bool(minus[chosen])
+        return _chosen(atoms, coefs, plus, minus, chosen)
 
     def nothing_new(self, k: int, zigzags: Callable[[], tuple[np.ndarray, ...]]
                     ) -> tuple[np.ndarray, np.ndarray, bool, bool] | None:
@@ -457,7 +457,14 @@ class _Problem:
                      floor: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, bool, bool] | None:
         cost = self._costs_below(k, atoms, coefs, plus, minus, self._nothing_new_below, floor)
         i = int(np.argmin(cost))
-        return (atoms[i], coefs[i], bool(plus[i]), bool(minus[i])) if cost[i] < self._nothing_new_below else None
+        return _chosen(atoms, coefs, plus, minus, i) if cost[i] < self._nothing_new_below else None
+
+
+def _chosen(atoms: np.ndarray, coefs: np.ndarray, plus: np.ndarray, minus: np.ndarray,
+            i: int) -> tuple[np.ndarray, np.ndarray, bool, bool]:
+    """Candidate ``i`` of a block, as ``protect`` keeps it: copies, not views that would keep
+    the whole block's arrays alive (tens of megabytes over an all-organisation problem)."""
+    return atoms[i].copy(), coefs[i].copy(), bool(plus[i]), bool(minus[i])
 
 
 def _group_codes(frame: pd.DataFrame, by: list[str]) -> tuple[np.ndarray, pd.DataFrame]:
