@@ -98,10 +98,18 @@ def test_new_reference_data_validates_every_row_again(reference, checked, tmp_pa
     pd.testing.assert_frame_equal(issues_of(result)[where], issues_of(plain)[where])
 
 
-def test_an_unreadable_memo_means_validating_everything(reference, checked, tmp_path, caplog):
+@pytest.mark.parametrize("broken", ["the memo", "a part"])
+def test_an_unreadable_memo_means_validating_everything(reference, checked, tmp_path, caplog, broken):
     frames, plain = checked
     path = tmp_path / "memo.parquet"
-    path.write_bytes(b"PAR1 this is not parquet")
+    if broken == "the memo":
+        path.write_bytes(b"PAR1 this is not parquet")
+    else:  # a file and a part of it, the part broken
+        names = sorted(frames)
+        validated_into_memo({names[0]: frames[names[0]]}, reference, path)
+        validated_into_memo({names[1]: frames[names[1]]}, reference, path)
+        (part,) = ValidationMemo.parts_folder(path).iterdir()
+        part.write_bytes(b"PAR1 not parquet")
 
     result = validate(frames, reference, memo=(memo := ValidationMemo.open(path)))
     memo.save()
@@ -109,7 +117,9 @@ def test_an_unreadable_memo_means_validating_everything(reference, checked, tmp_
     assert "validation memo unreadable" in caplog.text
     assert rows_validated(result) == {name: len(frame) for name, frame in frames.items()}
     pd.testing.assert_frame_equal(issues_of(result), issues_of(plain))
-    assert validate(frames, reference, memo=ValidationMemo.open(path)).results == []  # the memo was rewritten
+    parts = ValidationMemo.parts_folder(path)
+    assert not parts.exists() or list(parts.iterdir()) == []  # the memo was rewritten whole
+    assert validate(frames, reference, memo=ValidationMemo.open(path)).results == []
 
 
 def test_a_memo_with_entries_sharing_a_key_answers_from_the_newest(tmp_path):
@@ -172,25 +182,6 @@ def test_a_memo_rewritten_but_not_cleared_of_its_parts_reads_the_same(reference,
     again = validate(frames, reference, memo=ValidationMemo.open(path))
     assert again.results == []
     pd.testing.assert_frame_equal(issues_of(again), issues_of(plain))
-
-
-def test_an_unreadable_part_means_validating_everything_and_a_memo_rewritten(reference, checked, tmp_path, caplog):
-    frames, plain = checked
-    path = tmp_path / "memo.parquet"
-    names = sorted(frames)
-    validated_into_memo({names[0]: frames[names[0]]}, reference, path)
-    validated_into_memo({names[1]: frames[names[1]]}, reference, path)
-    (part,) = ValidationMemo.parts_folder(path).iterdir()
-    part.write_bytes(b"PAR1 not parquet")
-
-    result = validate(frames, reference, memo=(memo := ValidationMemo.open(path)))
-    memo.save()
-
-    assert "validation memo unreadable" in caplog.text
-    assert rows_validated(result) == {name: len(frame) for name, frame in frames.items()}
-    pd.testing.assert_frame_equal(issues_of(result), issues_of(plain))
-    assert list(ValidationMemo.parts_folder(path).iterdir()) == []
-    assert validate(frames, reference, memo=ValidationMemo.open(path)).results == []
 
 
 # --- SPC ------------------------------------------------------------------------------------------
