@@ -264,8 +264,10 @@ def test_the_short_cuts_hold_when_a_table_is_cheaper_than_the_one_sided_penalty(
 
 
 def test_the_short_cuts_on_a_region_sized_problem():
-    counts = pd.concat([demo_like_atoms(seed).assign(organisation_code=lambda f, s=seed: f["organisation_code"] + str(s))
-                        for seed in range(6)], ignore_index=True)
+    # six regions' worth of organisations
+    regions = [demo_like_atoms(seed).assign(organisation_code=lambda f, s=seed: f["organisation_code"] + str(s))
+               for seed in range(6)]
+    counts = pd.concat(regions, ignore_index=True)
     result = solve(counts)
     want = plain_greedy(counts, PARTICIPATION_TABLES, row=ROW_KEY, column="status", present_by=ROW_KEY)
     assert (suppressed_cells(result, PARTICIPATION_TABLES) == want).all()

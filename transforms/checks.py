@@ -109,7 +109,8 @@ def _primary_type(measures: pd.DataFrame, primary: pd.DataFrame) -> pd.Series:
     def key(project_id: pd.Series, measure_name: pd.Series) -> pd.Series:
         return project_id.astype("string") + "\0" + measure_name.astype("string").str.casefold()
 
-    types = pd.Series(primary["measure_type"].to_numpy(), index=key(primary["project_id"], primary["measure_name"]).to_numpy())
+    declared = key(primary["project_id"], primary["measure_name"]).to_numpy()
+    types = pd.Series(primary["measure_type"].to_numpy(), index=declared)
     # A few hundred (project, measure) pairs among the rows: each is looked up once.
     pairs = measures[["project_id", "measure_name"]]
     codes = pairs.groupby(["project_id", "measure_name"], dropna=False, sort=False).ngroup().to_numpy()
